@@ -1,0 +1,147 @@
+"""The configuration of one random transformer: a frozen, validated dataclass.
+
+Conventions (shared by the engine, the NumPy reference and the theory):
+
+- ``X`` is ``T x d``: rows are tokens.
+- Query/key entries have variance ``beta * sqrt(ln T) / d`` and scores are
+  ``(X W_Q^h)(X W_K^h)^T / sqrt(d_k)`` with ``d_k = d / heads``, so orthogonal tokens with
+  ``|x|^2 = d`` get score standard deviation ``beta * sqrt(ln T)`` (the REM convention).
+- Weights have variance ``variance / fan_in``: ``W_V^h`` (``d x d_k``) ``sigma_v2 / d``,
+  ``W_1`` (``d x d_ff``) ``sigma_w2 / d``, ``W_2`` (``d_ff x d``) ``sigma_w2 / d_ff``, biases
+  ``sigma_b2``. With ``heads > 1`` the concatenated heads pass through ``W_O`` (``d x d``,
+  variance ``1/d``); a single head has no output projection, as in the papers.
+- Blocks: ``post``: ``Z = LN(alpha_attn X + Attn(X))``, ``X' = LN(alpha_mlp Z + MLP(Z))``;
+  ``pre``: ``Z = alpha_attn X + Attn(LN X)``, ``X' = alpha_mlp Z + MLP(LN Z)``;
+  ``none``: as ``pre`` without LN. LayerNorm has no affine parameters and normalises each token to
+  ``|x|^2 = d`` (population variance, epsilon ``LN_EPS``).
+- ``markov`` attention is input-independent: ``A = rowsoftmax(G)``, ``G`` i.i.d.
+  ``N(-markov_s^2/2, markov_s^2)``. ``gap="remove"`` uses ``A - 1 1^T / T``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+NORMS = ("post", "pre", "none")
+ATTENTIONS = ("softmax", "markov", "uniform", "identity")
+GAPS = ("keep", "remove")
+INPUTS = ("isometric", "simplex", "gaussian")
+DTYPES = ("float64", "float32")
+ACTIVATIONS = ("relu",)
+LN_EPS = 1e-12
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+
+
+def _integer(name: str, value: Any, lo: int, hi: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name}={value!r} must be an integer")
+    if value < lo or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name}={value!r} must be {rng}")
+
+
+def _real(name: str, value: Any, lo: float | None = None, hi: float | None = None,
+          lo_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}={value!r} must be a real number")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be finite")
+    if lo is not None and (value < lo or (lo_open and value == lo)):
+        raise ValueError(f"{name}={value!r} must be {'>' if lo_open else '>='} {lo}")
+    if hi is not None and value > hi:
+        raise ValueError(f"{name}={value!r} must be <= {hi}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One deep random transformer. Field names are the CLI flags (``--sigma-v2`` etc.)."""
+
+    T: int = 64
+    d: int = 64
+    heads: int = 1
+    depth: int = 10
+    d_ff: int = 0  # 0 means d_ff = d
+    beta: float = 1.0
+    sigma_v2: float = 1.0
+    sigma_w2: float = 2.0
+    sigma_b2: float = 0.0
+    alpha_attn: float = 1.0
+    alpha_mlp: float = 1.0
+    norm: str = "post"
+    mlp: bool = True
+    activation: str = "relu"
+    attention: str = "softmax"
+    markov_s: float = math.sqrt(math.log(2.0))
+    gap: str = "keep"
+    shared_weights: bool = False
+    causal: bool = False
+    input: str = "isometric"
+    rho: float = 0.0
+    dtype: str = "float64"
+
+    def __post_init__(self) -> None:
+        _integer("T", self.T, 2, 1 << 16)
+        _integer("d", self.d, 1, 1 << 16)
+        _integer("heads", self.heads, 1)
+        _integer("depth", self.depth, 0, 10_000)
+        _integer("d_ff", self.d_ff, 0, 1 << 18)
+        if self.d % self.heads:
+            raise ValueError(f"heads={self.heads!r} must divide d={self.d}")
+        _real("beta", self.beta, 0.0)
+        for name in ("sigma_v2", "sigma_w2", "sigma_b2"):
+            _real(name, getattr(self, name), 0.0)
+        _real("alpha_attn", self.alpha_attn)
+        _real("alpha_mlp", self.alpha_mlp)
+        _real("markov_s", self.markov_s, 0.0)
+        _choice("norm", self.norm, NORMS)
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("attention", self.attention, ATTENTIONS)
+        _choice("gap", self.gap, GAPS)
+        _choice("input", self.input, INPUTS)
+        _choice("dtype", self.dtype, DTYPES)
+        for name in ("mlp", "shared_weights", "causal"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
+        _real("rho", self.rho, 0.0, 1.0)
+        if self.input == "isometric" and self.T > self.d:
+            raise ValueError(
+                f"input='isometric' needs T <= d (X X^T = d I), got T={self.T} > d={self.d}")
+        if self.input == "simplex" and self.T > self.d:
+            raise ValueError(
+                f"input='simplex' needs T <= d (a {self.T}-point simplex spans {self.T} "
+                f"dimensions), got T={self.T} > d={self.d}")
+
+    @property
+    def d_k(self) -> int:
+        """Per-head width ``d / heads``."""
+        return self.d // self.heads
+
+    @property
+    def hidden(self) -> int:
+        """MLP hidden width: ``d_ff``, or ``d`` when ``d_ff == 0``."""
+        return self.d_ff or self.d
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` applied (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+CONFIG_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Config))

@@ -1,0 +1,374 @@
+"""numba kernels: one deep random transformer per Monte-Carlo sample.
+
+A config is passed to the kernels as two arrays (``encode``): integers ``ip`` (slots ``I_*``) and
+reals ``fp`` (slots ``F_*``); the forward pass runs in the dtype of the prototype array ``proto``.
+Observables are always computed in float64. Conventions are those of ``sim.config``.
+
+Random arrays are drawn from counter-based streams (``sim.rng``), keyed by
+``(sample_seed, layer, matrix)``; with ``shared_weights`` every layer uses the keys of layer 1.
+Layout of the draws (the NumPy reference in ``tests/`` rebuilds the same arrays):
+
+- input (layer 0): ``gaussian``: ``X = N`` (``T x d``); ``isometric``: ``N`` is ``d x T``,
+  ``Q R = N`` with ``diag R > 0``, ``X = sqrt(d) Q^T``; ``simplex``: ``X = C^{1/2} X_iso`` with
+  ``C = (1 - rho) I + rho 1 1^T``.
+- per layer: ``W_Q, W_K, W_V`` are ``heads x d x d_k`` (one stream each), ``W_O`` is ``d x d``,
+  ``W_1`` is ``d x d_ff``, ``b_1`` is ``d_ff``, ``W_2`` is ``d_ff x d``, ``b_2`` is ``d``,
+  ``markov`` logits ``G`` are ``heads x T x T``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from sim import rng
+from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, Config
+
+# Bump when a kernel changes its numbers: it is part of every cache key.
+KERNEL_VERSION = "1"
+
+OBSERVABLES = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
+               "entropy", "ipr", "norm")
+(O_COSINE, O_Q, O_P, O_STABLE_RANK, O_NUMERICAL_RANK, O_CONSENSUS, O_ENTROPY, O_IPR,
+ O_NORM) = range(len(OBSERVABLES))
+N_OBS = len(OBSERVABLES)
+
+#: numerical rank counts singular values above ``RANK_RTOL * sigma_max`` (computed from the
+#: float64 Gram matrix, whose eigenvalues resolve about ``sqrt(n * eps)`` of ``sigma_max``).
+RANK_RTOL = 1e-5
+
+(I_T, I_D, I_HEADS, I_DEPTH, I_DFF, I_NORM, I_MLP, I_ATTENTION, I_GAP, I_SHARED, I_CAUSAL,
+ I_INPUT) = range(12)
+F_BETA, F_SIGMA_V2, F_SIGMA_W2, F_SIGMA_B2, F_ALPHA_ATTN, F_ALPHA_MLP, F_MARKOV_S, F_RHO = range(8)
+NORM_POST, NORM_PRE, NORM_NONE = range(3)
+ATT_SOFTMAX, ATT_MARKOV, ATT_UNIFORM, ATT_IDENTITY = range(4)
+INPUT_ISOMETRIC, INPUT_SIMPLEX, INPUT_GAUSSIAN = range(3)
+
+
+def encode(config: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ip, fp, proto)``: the config as kernel arguments."""
+    ip = np.array([config.T, config.d, config.heads, config.depth, config.hidden,
+                   NORMS.index(config.norm), int(config.mlp), ATTENTIONS.index(config.attention),
+                   GAPS.index(config.gap), int(config.shared_weights), int(config.causal),
+                   INPUTS.index(config.input)], dtype=np.int64)
+    fp = np.array([config.beta, config.sigma_v2, config.sigma_w2, config.sigma_b2,
+                   config.alpha_attn, config.alpha_mlp, config.markov_s, config.rho],
+                  dtype=np.float64)
+    proto = np.zeros(0, dtype=np.dtype(config.dtype))
+    return ip, fp, proto
+
+
+# ----------------------------------------------------------------------------- draws
+
+@numba.njit(cache=True)
+def _normal(shape, seed, layer, matrix, mean, std, proto):
+    tmp = np.empty(shape, dtype=np.float64)
+    rng.fill_normal(tmp, rng.stream_key(seed, layer, matrix), mean, std)
+    return tmp.astype(proto.dtype)
+
+
+@numba.njit(cache=True)
+def draw_input(ip, fp, seed, proto):
+    """Input tokens ``X_0`` (``T x d``) of the sample with 64-bit ``seed``."""
+    T, d = ip[I_T], ip[I_D]
+    kind = ip[I_INPUT]
+    if kind == INPUT_GAUSSIAN:
+        return _normal((T, d), seed, -1, rng.INPUT, 0.0, 1.0, proto)
+    g = np.empty((d, T), dtype=np.float64)
+    rng.fill_normal(g, rng.stream_key(seed, -1, rng.INPUT), 0.0, 1.0)
+    q, r = np.linalg.qr(g)
+    x = np.empty((T, d), dtype=np.float64)
+    scale = math.sqrt(d)
+    for t in range(T):
+        sgn = scale if r[t, t] >= 0 else -scale
+        for j in range(d):
+            x[t, j] = sgn * q[j, t]
+    if kind == INPUT_SIMPLEX:
+        rho = fp[F_RHO]
+        a = math.sqrt(1.0 - rho)
+        b = math.sqrt(1.0 - rho + rho * T)
+        mean = np.zeros(d)
+        for t in range(T):
+            mean += x[t]
+        mean /= T
+        for t in range(T):
+            x[t] = a * (x[t] - mean) + b * mean
+    return x.astype(proto.dtype)
+
+
+@numba.njit(cache=True)
+def draw_layer(ip, fp, seed, layer, proto):
+    """Weights of one layer: ``(W_Q, W_K, W_V, W_O, W_1, b_1, W_2, b_2, G)``; unused ones are
+    empty. Shapes as in the module docstring."""
+    T, d, heads, dff = ip[I_T], ip[I_D], ip[I_HEADS], ip[I_DFF]
+    dk = d // heads
+    att = ip[I_ATTENTION]
+    empty3 = np.zeros((0, 0, 0), dtype=proto.dtype)
+    empty2 = np.zeros((0, 0), dtype=proto.dtype)
+    empty1 = np.zeros(0, dtype=proto.dtype)
+    wq, wk, g = empty3, empty3, empty3
+    if att == ATT_SOFTMAX:
+        qk_std = math.sqrt(fp[F_BETA] * math.sqrt(math.log(T)) / d)
+        wq = _normal((heads, d, dk), seed, layer, rng.W_Q, 0.0, qk_std, proto)
+        wk = _normal((heads, d, dk), seed, layer, rng.W_K, 0.0, qk_std, proto)
+    elif att == ATT_MARKOV:
+        s = fp[F_MARKOV_S]
+        g = _normal((heads, T, T), seed, layer, rng.LOGITS, -0.5 * s * s, s, proto)
+    wv = _normal((heads, d, dk), seed, layer, rng.W_V, 0.0, math.sqrt(fp[F_SIGMA_V2] / d), proto)
+    wo = empty2
+    if heads > 1:
+        wo = _normal((d, d), seed, layer, rng.W_O, 0.0, math.sqrt(1.0 / d), proto)
+    w1, b1, w2, b2 = empty2, empty1, empty2, empty1
+    if ip[I_MLP]:
+        sb = math.sqrt(fp[F_SIGMA_B2])
+        w1 = _normal((d, dff), seed, layer, rng.W_1, 0.0, math.sqrt(fp[F_SIGMA_W2] / d), proto)
+        b1 = _normal((dff,), seed, layer, rng.B_1, 0.0, sb, proto)
+        w2 = _normal((dff, d), seed, layer, rng.W_2, 0.0, math.sqrt(fp[F_SIGMA_W2] / dff), proto)
+        b2 = _normal((d,), seed, layer, rng.B_2, 0.0, sb, proto)
+    return wq, wk, wv, wo, w1, b1, w2, b2, g
+
+
+# ----------------------------------------------------------------------------- forward pass
+
+@numba.njit(cache=True)
+def layer_norm(x):
+    """Row-wise LayerNorm without affine parameters, to ``|x_t|^2 = d`` (new array)."""
+    T, d = x.shape
+    out = np.empty_like(x)
+    for t in range(T):
+        mu = 0.0
+        for j in range(d):
+            mu += x[t, j]
+        mu /= d
+        var = 0.0
+        for j in range(d):
+            v = x[t, j] - mu
+            var += v * v
+        inv = 1.0 / math.sqrt(var / d + LN_EPS)
+        for j in range(d):
+            out[t, j] = (x[t, j] - mu) * inv
+    return out
+
+
+@numba.njit(cache=True)
+def _row_softmax(s, causal):
+    """Max-shifted row softmax of scores ``s`` (``T x T``), in place; returns the summed row
+    entropies (nats) and summed ``sum_s A_ts^2``."""
+    T = s.shape[0]
+    ent = 0.0
+    ipr = 0.0
+    for t in range(T):
+        n = t + 1 if causal else T
+        m = -np.inf
+        for j in range(n):
+            if s[t, j] > m:
+                m = s[t, j]
+        z = 0.0
+        ez = 0.0
+        for j in range(n):
+            shifted = s[t, j] - m
+            e = math.exp(shifted)
+            s[t, j] = e
+            z += e
+            ez += e * shifted
+        inv = 1.0 / z
+        sq = 0.0
+        for j in range(n):
+            a = s[t, j] * inv
+            s[t, j] = a
+            sq += a * a
+        for j in range(n, T):
+            s[t, j] = 0.0
+        ent += math.log(z) - ez * inv
+        ipr += sq
+    return ent, ipr
+
+
+@numba.njit(cache=True)
+def attention_matrix(xa, wq, wk, g, h, ip):
+    """Attention probabilities of head ``h`` (``T x T``, before gap removal), with the row
+    entropy and ``sum_s A_ts^2`` summed over rows."""
+    T = ip[I_T]
+    causal = ip[I_CAUSAL] == 1
+    att = ip[I_ATTENTION]
+    if att == ATT_SOFTMAX:
+        qh = np.dot(xa, wq[h])
+        kh = np.dot(xa, wk[h])
+        a = np.dot(qh, kh.T) / math.sqrt(wq.shape[2])
+        ent, ipr = _row_softmax(a, causal)
+        return a, ent, ipr
+    if att == ATT_MARKOV:
+        a = g[h].copy()
+        ent, ipr = _row_softmax(a, causal)
+        return a, ent, ipr
+    a = np.zeros((T, T), dtype=xa.dtype)
+    ent = 0.0
+    ipr = 0.0
+    if att == ATT_UNIFORM:
+        for t in range(T):
+            n = t + 1 if causal else T
+            for j in range(n):
+                a[t, j] = 1.0 / n
+            ent += math.log(n)
+            ipr += 1.0 / n
+    else:  # identity
+        for t in range(T):
+            a[t, t] = 1.0
+        ipr = float(T)
+    return a, ent, ipr
+
+
+@numba.njit(cache=True)
+def _attend(xa, wq, wk, wv, wo, g, ip):
+    """Multi-head attention output (``T x d``), mean row entropy and mean ``ipr``."""
+    T, d, heads = ip[I_T], ip[I_D], ip[I_HEADS]
+    dk = d // heads
+    out = np.empty((T, d), dtype=xa.dtype)
+    ent = 0.0
+    ipr = 0.0
+    for h in range(heads):
+        a, e, q = attention_matrix(xa, wq, wk, g, h, ip)
+        ent += e
+        ipr += q
+        if ip[I_GAP] == 1:
+            a -= 1.0 / T
+        out[:, h * dk:(h + 1) * dk] = np.dot(a, np.dot(xa, wv[h]))
+    if heads > 1:
+        out = np.dot(out, wo)
+    return out, ent / (heads * T), ipr / (heads * T)
+
+
+@numba.njit(cache=True)
+def _mlp(z, w1, b1, w2, b2):
+    h = np.dot(z, w1) + b1
+    for i in range(h.shape[0]):
+        for j in range(h.shape[1]):
+            if h[i, j] < 0:
+                h[i, j] = 0.0
+    return np.dot(h, w2) + b2
+
+
+@numba.njit(cache=True)
+def block(x, weights, ip, fp):
+    """One transformer block on ``x`` (``T x d``): returns ``(x', entropy, ipr)``."""
+    wq, wk, wv, wo, w1, b1, w2, b2, g = weights
+    aa = fp[F_ALPHA_ATTN]
+    am = fp[F_ALPHA_MLP]
+    norm = ip[I_NORM]
+    has_mlp = ip[I_MLP] == 1
+    if norm == NORM_POST:
+        y, ent, ipr = _attend(x, wq, wk, wv, wo, g, ip)
+        z = layer_norm(aa * x + y)
+        if has_mlp:
+            z = layer_norm(am * z + _mlp(z, w1, b1, w2, b2))
+        return z, ent, ipr
+    xa = layer_norm(x) if norm == NORM_PRE else x
+    y, ent, ipr = _attend(xa, wq, wk, wv, wo, g, ip)
+    z = aa * x + y
+    if has_mlp:
+        zm = layer_norm(z) if norm == NORM_PRE else z
+        z = am * z + _mlp(zm, w1, b1, w2, b2)
+    return z, ent, ipr
+
+
+# ----------------------------------------------------------------------------- observables
+
+@numba.njit(cache=True)
+def observe(x, out):
+    """Fill ``out[O_*]`` (not entropy/ipr) with the observables of tokens ``x`` (``T x d``)."""
+    xx = x.astype(np.float64)
+    T, d = xx.shape
+    total = 0.0
+    colsum = np.zeros(d)
+    unitsum = np.zeros(d)
+    zero_row = False
+    for t in range(T):
+        r = 0.0
+        for j in range(d):
+            r += xx[t, j] * xx[t, j]
+        total += r
+        if r == 0.0:
+            zero_row = True
+        inv = 1.0 / math.sqrt(r) if r > 0.0 else 0.0
+        for j in range(d):
+            colsum[j] += xx[t, j]
+            unitsum[j] += xx[t, j] * inv
+    pairs = T * (T - 1.0)
+    out[O_Q] = total / (T * d)
+    out[O_NORM] = total / (T * d)
+    out[O_P] = (np.dot(colsum, colsum) - total) / (pairs * d)
+    out[O_COSINE] = np.nan if zero_row else (np.dot(unitsum, unitsum) - T) / pairs
+    if not np.isfinite(total) or total == 0.0:
+        out[O_STABLE_RANK] = np.nan
+        out[O_NUMERICAL_RANK] = 0.0 if total == 0.0 else np.nan
+        out[O_CONSENSUS] = np.nan
+        return
+    dev = 0.0
+    for t in range(T):
+        for j in range(d):
+            v = xx[t, j] - colsum[j] / T
+            dev += v * v
+    out[O_CONSENSUS] = math.sqrt(dev / total)
+    gram = np.dot(xx, xx.T) if T <= d else np.dot(xx.T, xx)
+    lam = np.linalg.eigvalsh(gram)
+    lam_max = lam[-1]
+    out[O_STABLE_RANK] = total / lam_max
+    cut = RANK_RTOL * RANK_RTOL * lam_max
+    rank = 0
+    for v in lam:
+        if v > cut:
+            rank += 1
+    out[O_NUMERICAL_RANK] = rank
+
+
+# ----------------------------------------------------------------------------- samples
+
+@numba.njit(cache=True)
+def run_sample(ip, fp, seed, proto, out):
+    """One sample: fill ``out`` (``(depth + 1) x N_OBS``); row ``l`` is layer ``l``."""
+    x = draw_input(ip, fp, seed, proto)
+    observe(x, out[0])
+    out[0, O_ENTROPY] = np.nan
+    out[0, O_IPR] = np.nan
+    depth = ip[I_DEPTH]
+    shared = ip[I_SHARED] == 1
+    weights = draw_layer(ip, fp, seed, 1, proto)
+    for layer in range(1, depth + 1):
+        if not shared and layer > 1:
+            weights = draw_layer(ip, fp, seed, layer, proto)
+        x, ent, ipr = block(x, weights, ip, fp)
+        observe(x, out[layer])
+        out[layer, O_ENTROPY] = ent
+        out[layer, O_IPR] = ipr
+
+
+@numba.njit(parallel=True, cache=True)
+def run_samples(ip, fp, seeds, proto):
+    """Observables of ``seeds.size`` samples: ``samples x (depth + 1) x N_OBS`` (float64).
+
+    Each sample writes its own slot, so the result does not depend on the thread count."""
+    n = seeds.size
+    out = np.empty((n, ip[I_DEPTH] + 1, N_OBS))
+    for i in prange(n):
+        run_sample(ip, fp, seeds[i], proto, out[i])
+    return out
+
+
+@numba.njit(cache=True)
+def first_layer_attention(ip, fp, seed, proto):
+    """Attention matrices of layer 1, head by head (``heads x T x T``, gap treatment applied),
+    exactly as the forward pass uses them."""
+    x = draw_input(ip, fp, seed, proto)
+    wq, wk, wv, wo, w1, b1, w2, b2, g = draw_layer(ip, fp, seed, 1, proto)
+    xa = layer_norm(x) if ip[I_NORM] == NORM_PRE else x
+    T, heads = ip[I_T], ip[I_HEADS]
+    out = np.empty((heads, T, T), dtype=proto.dtype)
+    for h in range(heads):
+        a, e, q = attention_matrix(xa, wq, wk, g, h, ip)
+        if ip[I_GAP] == 1:
+            a -= 1.0 / T
+        out[h] = a
+    return out

@@ -1,0 +1,159 @@
+"""Monte Carlo over independent samples of a deep random transformer.
+
+``simulate(config, samples, seed, kind)`` returns a ``Result``: per-sample observables
+(``samples x layers x observables``, float64) with the config, seed, sample count, kind and
+version that produced them. A *kind* names what is measured (``KINDS``): ``"forward"`` records
+``OBSERVABLES`` at every layer ``0 .. depth``; other kinds (registered by ``register_kind``)
+measure one object, such as the layer-1 attention matrix, and have one row. Sample ``i`` is seeded by ``SeedSequence(seed, spawn_key=(i,))`` and
+written to its own slot; BLAS runs single-threaded inside the kernels. The same
+``(config, samples, seed)`` therefore gives bit-identical results for any thread count and any
+chunking of the samples.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from sim import kernels, rng
+from sim.config import Config
+from sim.progress import progress_bar
+from sim.version import VERSION
+
+OBSERVABLES = kernels.OBSERVABLES
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a Monte-Carlo run measures: ``kernel(ip, fp, seeds, proto)`` returns
+    ``len(seeds) x layers(config) x len(observables)`` float64 values."""
+
+    name: str
+    observables: tuple[str, ...]
+    kernel: Callable[..., np.ndarray]
+    layers: Callable[[Config], int]
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register_kind(kind: Kind) -> Kind:
+    KINDS[kind.name] = kind
+    return kind
+
+
+register_kind(Kind("forward", OBSERVABLES, kernels.run_samples, lambda c: c.depth + 1))
+
+
+def get_kind(name: str) -> Kind:
+    if name not in KINDS:
+        raise ValueError(f"kind={name!r} is not known; choose one of {', '.join(sorted(KINDS))}")
+    return KINDS[name]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A Monte-Carlo mean with its standard error (``se = std(ddof=1) / sqrt(n)``)."""
+
+    mean: float
+    se: float
+    n: int
+
+    def to_dict(self) -> dict[str, float]:
+        return {"mean": _finite_or_none(self.mean), "se": _finite_or_none(self.se)}
+
+
+def _finite_or_none(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def estimate(values: np.ndarray) -> Estimate:
+    """Mean and standard error of the 1-D array ``values`` over samples."""
+    values = np.asarray(values, dtype=np.float64)
+    n = values.size
+    mean = float(np.mean(values)) if n else float("nan")
+    se = float(np.std(values, ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return Estimate(mean, se, n)
+
+
+@dataclass(frozen=True)
+class Result:
+    """Per-sample observables of one ``(config, samples, seed)`` run."""
+
+    config: Config
+    samples: int
+    seed: int
+    values: np.ndarray  # samples x layers x len(observables), float64
+    kind: str = "forward"
+    version: str = VERSION
+
+    @property
+    def observables(self) -> tuple[str, ...]:
+        return get_kind(self.kind).observables
+
+    def per_sample(self, observable: str, layer: int | None = None) -> np.ndarray:
+        """Values of ``observable``: ``samples x layers``, or ``samples`` at one layer."""
+        if observable not in self.observables:
+            raise ValueError(f"observable={observable!r} is not recorded by kind {self.kind!r}; "
+                             f"choose one of {', '.join(self.observables)}")
+        v = self.values[:, :, self.observables.index(observable)]
+        return v if layer is None else v[:, layer]
+
+    def estimate(self, observable: str, layer: int) -> Estimate:
+        return estimate(self.per_sample(observable, layer))
+
+    def layers(self) -> list[dict[str, Any]]:
+        """One dict per layer: ``{"layer": l, observable: {"mean", "se"}, ...}``."""
+        rows = []
+        for layer in range(self.values.shape[1]):
+            row: dict[str, Any] = {"layer": layer}
+            for name in self.observables:
+                row[name] = self.estimate(name, layer).to_dict()
+            rows.append(row)
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.config.to_dict(), "samples": self.samples, "seed": self.seed,
+                "kind": self.kind, "version": self.version, "layers": self.layers()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+
+def check_run(samples: int, seed: int) -> None:
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples={samples!r} must be an integer >= 1")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be an integer >= 0")
+
+
+def simulate(config: Config, samples: int, seed: int = 0, kind: str = "forward", *,
+             chunk: int = 64, progress: bool | None = None) -> Result:
+    """Run ``samples`` independent samples of ``config`` and measure ``kind``.
+
+    ``chunk`` samples go to the kernel at a time (the result does not depend on it); a progress
+    bar shows on a terminal unless ``progress=False``."""
+    check_run(samples, seed)
+    spec = get_kind(kind)
+    ip, fp, proto = kernels.encode(config)
+    out = np.empty((samples, spec.layers(config), len(spec.observables)))
+    with threadpool_limits(1), progress_bar(samples, "samples", progress) as bar:
+        for start in range(0, samples, chunk):
+            stop = min(samples, start + chunk)
+            out[start:stop] = spec.kernel(ip, fp, rng.sample_seeds(seed, start, stop), proto)
+            bar.update(stop - start)
+    return Result(config, samples, seed, out, kind)
+
+
+def first_layer_attention(config: Config, sample: int, seed: int = 0) -> np.ndarray:
+    """The layer-1 attention matrices (``heads x T x T``) of one sample, as the engine uses
+    them (after gap removal when ``gap="remove"``)."""
+    check_run(1, seed)
+    ip, fp, proto = kernels.encode(config)
+    with threadpool_limits(1):
+        return kernels.first_layer_attention(ip, fp, rng.sample_seed(seed, sample), proto)
