@@ -372,3 +372,53 @@ def first_layer_attention(ip, fp, seed, proto):
             a -= 1.0 / T
         out[h] = a
     return out
+
+
+# ----------------------------------------------------------------------------- attention kind
+
+ATTENTION_OBSERVABLES = ("stable_rank", "stable_rank_perp", "sigma_1", "sigma_2",
+                         "sigma_1_perp", "frobenius2", "entropy", "ipr")
+
+
+@numba.njit(cache=True)
+def _attention_spectrum_stats(a, out):
+    """Fill ``out`` (``ATTENTION_OBSERVABLES`` order, entropy/ipr excluded) for one attention
+    matrix ``a`` (``T x T``, float64, before gap removal)."""
+    T = a.shape[0]
+    lam = np.linalg.eigvalsh(np.dot(a, a.T))
+    b = a - 1.0 / T
+    lam_perp = np.linalg.eigvalsh(np.dot(b, b.T))
+    fro = 0.0
+    fro_perp = 0.0
+    for v in lam:
+        fro += v
+    for v in lam_perp:
+        fro_perp += v
+    out[0] += fro / lam[-1]
+    out[1] += fro_perp / lam_perp[-1]
+    out[2] += math.sqrt(max(lam[-1], 0.0))
+    out[3] += math.sqrt(max(lam[-2], 0.0)) if T > 1 else 0.0
+    out[4] += math.sqrt(max(lam_perp[-1], 0.0))
+    out[5] += fro
+
+
+@numba.njit(parallel=True, cache=True)
+def attention_samples(ip, fp, seeds, proto):
+    """Layer-1 attention observables per sample (``samples x 1 x len(ATTENTION_OBSERVABLES)``),
+    averaged over heads. ``*_perp`` refer to ``A - 1 1^T / T``; the config's ``gap`` is ignored
+    so that both are measured on the same matrix."""
+    n = seeds.size
+    heads, T = ip[I_HEADS], ip[I_T]
+    out = np.zeros((n, 1, len(ATTENTION_OBSERVABLES)))
+    for i in prange(n):
+        x = draw_input(ip, fp, seeds[i], proto)
+        wq, wk, wv, wo, w1, b1, w2, b2, g = draw_layer(ip, fp, seeds[i], 1, proto)
+        xa = layer_norm(x) if ip[I_NORM] == NORM_PRE else x
+        for h in range(heads):
+            a, ent, ipr = attention_matrix(xa, wq, wk, g, h, ip)
+            _attention_spectrum_stats(a.astype(np.float64), out[i, 0])
+            out[i, 0, 6] += ent / T
+            out[i, 0, 7] += ipr / T
+        for k in range(len(ATTENTION_OBSERVABLES)):
+            out[i, 0, k] /= heads
+    return out

@@ -48,6 +48,8 @@ def register_kind(kind: Kind) -> Kind:
 
 
 register_kind(Kind("forward", OBSERVABLES, kernels.run_samples, lambda c: c.depth + 1))
+register_kind(Kind("attention", kernels.ATTENTION_OBSERVABLES, kernels.attention_samples,
+                   lambda c: 1))
 
 
 def get_kind(name: str) -> Kind:

@@ -1,0 +1,237 @@
+"""A content-addressed, checksummed cache of Monte-Carlo ``Result``s.
+
+Conventions:
+
+- An entry is addressed by ``result_key(config, samples, seed, kind)``: the sha256 hex digest of
+  the canonical JSON (sorted keys, no spaces) of ``{config, samples, seed, kind, version}``, where
+  ``version`` is ``sim.version.VERSION`` (package and kernel version). Float fields of the config
+  are written as floats, so ``Config(beta=1)`` and ``Config(beta=1.0)`` share an entry.
+- An entry is one file ``<root>/<key[:2]>/<key>.npz`` with three arrays: ``values`` (the
+  ``samples x layers x observables`` float64 array), ``meta`` (a JSON string: the key fields plus
+  the key, the shape and the dtype of ``values``) and ``checksum`` (sha256 hex of the UTF-8
+  ``meta`` followed by the raw bytes of ``values``). Nothing is pickled.
+- Writes are atomic: a temp file (``.<key>.*.tmp``) in the entry's directory is written, fsynced
+  and moved into place with ``os.replace``. A reader sees a complete entry or none.
+- A file that cannot be read, or whose checksum or metadata does not match the requested key, is
+  corrupt: ``get`` warns ``CacheCorruptionWarning`` naming the file, deletes it and returns
+  ``None`` so that the caller recomputes. A corrupt entry is never returned.
+- The cache lives in ``$SIGPROP_CACHE_DIR`` if set, else ``<project root>/.cache/sigprop``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import tomllib
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim.config import Config
+from sim.montecarlo import Result, check_run
+from sim.version import VERSION
+
+ENV_VAR = "SIGPROP_CACHE_DIR"
+SUFFIX = ".npz"
+TEMP_SUFFIX = ".tmp"
+PROJECT_NAME = "sigprop"
+
+_FLOAT_FIELDS = frozenset(f.name for f in dataclasses.fields(Config) if f.type in ("float", float))
+
+
+class CacheCorruptionWarning(UserWarning):
+    """A cache entry was unreadable or failed its checksum or key check; it was deleted."""
+
+
+class _Corrupt(Exception):
+    """Internal: why an entry is corrupt."""
+
+
+def _project_root() -> Path | None:
+    """The nearest directory above ``sim/`` holding the sigprop ``pyproject.toml``, if any."""
+    for parent in Path(__file__).resolve().parent.parents:
+        pyproject = parent / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                with pyproject.open("rb") as f:
+                    name = tomllib.load(f).get("project", {}).get("name")
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+            if name == PROJECT_NAME:
+                return parent
+    return None
+
+
+def cache_dir() -> Path:
+    """The cache directory: ``$SIGPROP_CACHE_DIR`` if set (and non-empty), else
+    ``<project root>/.cache/sigprop``, else ``./.cache/sigprop`` outside a source tree."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    root = _project_root()
+    return (root if root is not None else Path.cwd()) / ".cache" / "sigprop"
+
+
+def _canonical_config(config: Config) -> dict[str, Any]:
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be a sim.config.Config, got {type(config).__name__}")
+    values = config.to_dict()
+    for name in _FLOAT_FIELDS:
+        values[name] = float(values[name])
+    return values
+
+
+def _identity(config: Config, samples: int, seed: int, kind: str,
+              version: str | None) -> dict[str, Any]:
+    """The fields that address an entry, in canonical form."""
+    check_run(samples, seed)
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"kind={kind!r} must be a non-empty string")
+    return {"config": _canonical_config(config), "samples": samples, "seed": seed, "kind": kind,
+            "version": VERSION if version is None else version}
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def result_key(config: Config, samples: int, seed: int, kind: str = "forward",
+               version: str | None = None) -> str:
+    """sha256 hex of the canonical JSON of ``{config, samples, seed, kind, version}``;
+    ``version`` defaults to the running ``sim.version.VERSION``."""
+    identity = _identity(config, samples, seed, kind, version)
+    return hashlib.sha256(_dumps(identity).encode()).hexdigest()
+
+
+def _checksum(meta: str, values: np.ndarray) -> str:
+    h = hashlib.sha256(meta.encode())
+    h.update(values.tobytes(order="C"))
+    return h.hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable (best effort; not every platform can open a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class Cache:
+    """A content-addressed store of ``Result``s under ``root`` (default ``cache_dir()``)."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else cache_dir()
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.root)!r})"
+
+    def _path_of(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}{SUFFIX}"
+
+    def path(self, config: Config, samples: int, seed: int = 0, kind: str = "forward") -> Path:
+        """The file that holds (or would hold) the entry for ``(config, samples, seed, kind)``."""
+        return self._path_of(result_key(config, samples, seed, kind))
+
+    def has(self, config: Config, samples: int, seed: int = 0, kind: str = "forward") -> bool:
+        """Whether a valid entry exists. It is verified as by ``get`` (a corrupt one is
+        reported, deleted and counts as absent)."""
+        return self.get(config, samples, seed, kind) is not None
+
+    def get(self, config: Config, samples: int, seed: int = 0,
+            kind: str = "forward") -> Result | None:
+        """The cached ``Result`` of ``(config, samples, seed, kind)`` at the running version, or
+        ``None`` if absent or corrupt (then with a ``CacheCorruptionWarning``)."""
+        identity = _identity(config, samples, seed, kind, None)
+        key = hashlib.sha256(_dumps(identity).encode()).hexdigest()
+        path = self._path_of(key)
+        try:
+            meta, values = self._read(path, key, identity)
+        except FileNotFoundError:
+            return None
+        except _Corrupt as err:
+            self._discard(path, str(err))
+            return None
+        except Exception as err:  # noqa: BLE001 - unreadable: truncated, bad CRC or header, ...
+            self._discard(path, f"unreadable ({type(err).__name__}: {err})")
+            return None
+        return Result(Config.from_dict(meta["config"]), meta["samples"], meta["seed"], values,
+                      meta["kind"], meta["version"])
+
+    @staticmethod
+    def _read(path: Path, key: str, identity: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                        np.ndarray]:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise _Corrupt("not an npz (zip) file")
+            f.seek(0)
+            npz = np.load(f, allow_pickle=False)
+            with npz:
+                names = set(npz.files)
+                if names != {"values", "meta", "checksum"}:
+                    raise _Corrupt(f"unexpected arrays {sorted(names)}")
+                values = npz["values"]
+                meta_text = str(npz["meta"][()])
+                checksum = str(npz["checksum"][()])
+        if _checksum(meta_text, values) != checksum:
+            raise _Corrupt("checksum mismatch")
+        meta = json.loads(meta_text)
+        stored = {name: meta.get(name) for name in identity}
+        if _dumps(stored) != _dumps(identity) or meta.get("key") != key:
+            raise _Corrupt("metadata does not match the requested key")
+        if (values.dtype != np.float64 or values.ndim != 3
+                or list(values.shape) != meta.get("shape") or values.shape[0] != meta["samples"]):
+            raise _Corrupt(f"values of dtype {values.dtype} and shape {values.shape} do not match "
+                           "the metadata")
+        return meta, values
+
+    @staticmethod
+    def _discard(path: Path, reason: str) -> None:
+        warnings.warn(f"corrupt sigprop cache entry {path}: {reason}; deleted, it will be "
+                      "recomputed", CacheCorruptionWarning, stacklevel=3)
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+    def put(self, result: Result) -> Path:
+        """Store ``result`` atomically under the key of its own config, samples, seed, kind and
+        version; return the entry's path. An existing entry is replaced."""
+        if not isinstance(result, Result):
+            raise ValueError(f"can only cache a sim.montecarlo.Result, got "
+                             f"{type(result).__name__}")
+        values = np.ascontiguousarray(result.values)
+        if values.dtype != np.float64 or values.ndim != 3 or values.shape[0] != result.samples:
+            raise ValueError(f"result values must be float64 of shape (samples={result.samples}, "
+                             f"layers, observables), got {values.dtype} {values.shape}")
+        identity = _identity(result.config, result.samples, result.seed, result.kind,
+                             result.version)
+        key = hashlib.sha256(_dumps(identity).encode()).hexdigest()
+        meta = _dumps({**identity, "key": key, "shape": list(values.shape), "dtype": "float64"})
+        path = self._path_of(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, values=values, meta=np.array(meta),
+                         checksum=np.array(_checksum(meta, values)))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(path.parent)
+        return path

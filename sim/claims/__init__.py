@@ -1,0 +1,114 @@
+"""Claims: each binds a theory prediction to a sweep and a calibrated comparison, and returns a
+verdict with its evidence.
+
+Verdicts: ``confirmed`` (prediction and simulation agree within a calibrated test across the
+stated regime), ``qualified`` (holds only under conditions the paper does not state, or only
+asymptotically), ``refuted`` (simulation rejects it), ``open`` (not testable here, or the test
+could not detect a ``sim.stats.RESOLUTION`` discrepancy, or its mutation twin was not rejected).
+
+A claim module (one per paper) defines ``Claim`` objects and registers them with ``register``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.profiles import check_profile
+from sim.stats import Comparison
+from sim.version import VERSION
+
+VERDICTS = ("confirmed", "qualified", "refuted", "open")
+
+
+@dataclass
+class ClaimResult:
+    """The outcome of one claim under one profile.
+
+    ``comparisons`` decide the verdict; ``mutations`` are the same comparisons against a
+    deliberately wrong prediction (10% off, or the wrong exponent) and must all fail;
+    ``deciding`` is the one number a reader should look at; ``data`` holds what the figures
+    draw (estimates, never raw recomputation)."""
+
+    id: str
+    statement: str
+    verdict: str
+    deciding: str
+    comparisons: list[Comparison]
+    mutations: list[Comparison]
+    profile: str
+    notes: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    version: str = VERSION
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict={self.verdict!r} must be one of {', '.join(VERDICTS)}")
+
+    @property
+    def mutations_rejected(self) -> bool:
+        return all(not m.passed for m in self.mutations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "verdict": self.verdict, "statement": self.statement,
+                "deciding": self.deciding, "notes": self.notes, "profile": self.profile,
+                "version": self.version,
+                "comparisons": [c.to_dict() for c in self.comparisons],
+                "mutations": [m.to_dict() for m in self.mutations],
+                "mutations_rejected": self.mutations_rejected}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of a paper: ``run(profile, executor)`` returns its ``ClaimResult``."""
+
+    id: str
+    paper: str
+    statement: str
+    page: str  # book page (without extension) holding its section
+    anchor: str  # section label on that page
+    run: Callable[..., ClaimResult] = field(repr=False)
+
+
+CLAIMS: dict[str, Claim] = {}
+
+
+def register(claim: Claim) -> Claim:
+    CLAIMS[claim.id] = claim
+    return claim
+
+
+def _load_all() -> None:
+    from sim.claims import gap  # noqa: F401  (registers on import)
+
+
+def all_claims() -> dict[str, Claim]:
+    _load_all()
+    return dict(CLAIMS)
+
+
+def get_claim(claim_id: str) -> Claim:
+    _load_all()
+    if claim_id not in CLAIMS:
+        raise ValueError(f"unknown claim {claim_id!r}; known: {', '.join(sorted(CLAIMS))}")
+    return CLAIMS[claim_id]
+
+
+def verify(ids: Iterable[str] | None = None, profile: str = "book",
+           executor: Any = "serial") -> list[ClaimResult]:
+    """Run the claims ``ids`` (all when empty) under ``profile``."""
+    check_profile(profile)
+    claims = [get_claim(i) for i in ids] if ids else list(all_claims().values())
+    return [c.run(profile, executor=executor) for c in claims]
+
+
+def decide(comparisons: list[Comparison], mutations: list[Comparison]) -> str:
+    """The verdict of comparisons that all test one statement in its stated regime:
+    ``open`` if any is unresolved or a mutation twin survives, else ``confirmed`` if all pass,
+    else ``refuted``."""
+    if not comparisons or not all(c.resolved for c in comparisons):
+        return "open"
+    if any(m.passed for m in mutations):
+        return "open"
+    return "confirmed" if all(c.passed for c in comparisons) else "refuted"

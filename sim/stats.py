@@ -1,0 +1,133 @@
+"""Calibrated comparison of a prediction with a Monte-Carlo estimate.
+
+A ``Comparison`` is a two-sided z-test of ``estimate - prediction`` against the standard error,
+widened by a stated finite-size ``bias`` budget, at a family-wise false-fail rate ``family_rate``
+split over the run's ``n_tests`` comparisons (Bonferroni):
+
+    passed  <=>  |estimate - prediction| <= z_crit * se + bias,   z_crit = Phi^{-1}(1 - rate/(2 n))
+
+``detectable`` is the smallest discrepancy the comparison rejects with probability ``POWER``
+(80%): ``(z_crit + Phi^{-1}(POWER)) * se + bias``. It is reported absolutely and relative to the
+prediction; a comparison whose relative detectable discrepancy exceeds ``RESOLUTION`` (5%) cannot
+confirm anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+FAMILY_RATE = 1e-6
+POWER = 0.8
+RESOLUTION = 0.05
+
+
+def critical_z(n_tests: int = 1, family_rate: float = FAMILY_RATE) -> float:
+    """Two-sided Bonferroni critical value for ``n_tests`` comparisons."""
+    if n_tests < 1:
+        raise ValueError(f"n_tests={n_tests!r} must be >= 1")
+    if not 0 < family_rate < 1:
+        raise ValueError(f"family_rate={family_rate!r} must be in (0, 1)")
+    return float(stats.norm.isf(family_rate / (2 * n_tests)))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Prediction against estimate at one parameter point (see the module docstring)."""
+
+    params: dict[str, Any]
+    prediction: float
+    estimate: float
+    se: float
+    bias: float
+    z: float
+    z_crit: float
+    detectable: float
+    passed: bool
+    label: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def detectable_relative(self) -> float:
+        return self.detectable / abs(self.prediction) if self.prediction else math.inf
+
+    @property
+    def resolved(self) -> bool:
+        """True when the comparison could detect a ``RESOLUTION`` relative discrepancy."""
+        return self.detectable_relative <= RESOLUTION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["detectable_relative"] = self.detectable_relative
+        return {k: _jsonable(v) for k, v in d.items()}
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (np.floating, float)):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def compare(prediction: float, estimate: float, se: float, *, bias: float = 0.0,
+            n_tests: int = 1, family_rate: float = FAMILY_RATE,
+            params: dict[str, Any] | None = None, label: str = "") -> Comparison:
+    """Compare ``prediction`` with ``estimate +- se`` (see the module docstring)."""
+    if not (se > 0 and math.isfinite(se)):
+        raise ValueError(f"se={se!r} must be positive and finite")
+    if bias < 0:
+        raise ValueError(f"bias={bias!r} must be >= 0")
+    z_crit = critical_z(n_tests, family_rate)
+    diff = float(estimate) - float(prediction)
+    passed = bool(math.isfinite(diff) and abs(diff) <= z_crit * se + bias)
+    detectable = (z_crit + float(stats.norm.ppf(POWER))) * se + bias
+    return Comparison(dict(params or {}), float(prediction), float(estimate), float(se),
+                      float(bias), diff / se, z_crit, detectable, passed, label)
+
+
+@dataclass(frozen=True)
+class ExponentFit:
+    """Weighted least-squares fit ``log y = a + b log x`` with a confidence interval on ``b``."""
+
+    slope: float
+    intercept: float
+    slope_se: float
+    interval: tuple[float, float]
+    level: float
+
+    def contains(self, value: float) -> bool:
+        return self.interval[0] <= value <= self.interval[1]
+
+
+def fit_power_law(x: np.ndarray, y: np.ndarray, y_se: np.ndarray, *,
+                  level: float = 1 - FAMILY_RATE) -> ExponentFit:
+    """Fit ``y = C x^b`` by weighted least squares on logs (``se(log y) = y_se / y``).
+
+    The interval is a Student-t interval at ``level`` with the residual scatter folded in
+    (scale by ``sqrt(chi2/dof)`` when that exceeds 1), so a misfit widens it, never shrinks it."""
+    x, y, y_se = (np.asarray(a, dtype=float) for a in (x, y, y_se))
+    if x.size < 3:
+        raise ValueError("a power-law fit needs at least 3 points")
+    if np.any(y <= 0) or np.any(x <= 0):
+        raise ValueError("a power-law fit needs positive x and y")
+    lx, ly, w = np.log(x), np.log(y), (y / y_se) ** 2
+    design = np.column_stack([np.ones_like(lx), lx])
+    cov = np.linalg.inv(design.T @ (w[:, None] * design))
+    coef = cov @ design.T @ (w * ly)
+    resid = ly - design @ coef
+    dof = x.size - 2
+    chi2 = float(np.sum(w * resid**2))
+    scale = max(1.0, chi2 / dof) if dof > 0 else 1.0
+    slope_se = float(np.sqrt(cov[1, 1] * scale))
+    t = float(stats.t.ppf(0.5 + level / 2, dof)) if dof > 0 else math.inf
+    b = float(coef[1])
+    return ExponentFit(b, float(coef[0]), slope_se, (b - t * slope_se, b + t * slope_se), level)

@@ -1,0 +1,184 @@
+"""Sweeps: a grid of Monte-Carlo points run through an executor and the result cache.
+
+Conventions:
+
+- A ``Point`` is one ``simulate(config, samples, seed, kind)`` call. Its result depends on the
+  point alone (bit for bit), so the executor and the worker and thread counts never change it.
+- ``sweep`` returns one ``Result`` per point, in the order of ``points``. Points already cached
+  are loaded; duplicates are computed once; each computed point is written to the cache as soon
+  as it finishes, so an interrupted sweep resumes by recomputing only the missing points.
+- ``executor``: ``"serial"`` (in this process), ``"processes"`` (a local process pool, the
+  default) or any ``concurrent.futures.Executor``-like object whose ``submit`` returns futures
+  with ``.result()`` (a thread pool, or ``dask.distributed.Client.get_executor()``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sim import montecarlo
+from sim.cache import Cache, result_key
+from sim.config import Config
+from sim.montecarlo import Result, check_run, get_kind
+from sim.progress import progress_bar
+from sim.version import VERSION
+
+EXECUTORS = ("serial", "processes")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One Monte-Carlo run: ``samples`` samples of ``config`` under ``seed``, measuring ``kind``."""
+
+    config: Config
+    samples: int
+    seed: int = 0
+    kind: str = "forward"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, Config):
+            raise ValueError(f"Point.config must be a sim.config.Config, got "
+                             f"{type(self.config).__name__}")
+        check_run(self.samples, self.seed)
+        get_kind(self.kind)
+
+
+def run_point(point: Point) -> Result:
+    """Simulate one point (no progress bar). A top-level function, so executors can pickle it."""
+    return montecarlo.simulate(point.config, point.samples, point.seed, point.kind,
+                               progress=False)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _init_worker(threads: int) -> None:
+    """Process-pool initializer: ``threads`` numba threads per worker, so that
+    ``workers x threads`` does not exceed the cores."""
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def _start_method() -> str:
+    # Never fork: a parent that has run a numba prange kernel under GNU OpenMP cannot fork safely.
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _process_pool(workers: int) -> cf.ProcessPoolExecutor:
+    return cf.ProcessPoolExecutor(max_workers=workers,
+                                  mp_context=multiprocessing.get_context(_start_method()),
+                                  initializer=_init_worker,
+                                  initargs=(max(1, usable_cores() // workers),))
+
+
+def _completed(futures: list[Any]) -> Iterator[Any]:
+    """Futures as they complete if they are real ``concurrent.futures.Future``s, else in order."""
+    if all(isinstance(f, cf.Future) for f in futures):
+        yield from cf.as_completed(futures)
+    else:
+        yield from futures
+
+
+def _check_result(point: Point, result: Any) -> Result:
+    """Refuse a result that is not the point's (e.g. from a worker running another version)."""
+    if not isinstance(result, Result):
+        raise TypeError(f"the executor returned {type(result).__name__}, not a Result")
+    if result.version != VERSION:
+        raise RuntimeError(f"a worker returned a result of sigprop version {result.version}, but "
+                           f"this process runs {VERSION}; install the same version everywhere")
+    got = (result.config, result.samples, result.seed, result.kind)
+    if got != (point.config, point.samples, point.seed, point.kind):
+        raise RuntimeError(f"the executor returned a result for {got}, expected {point}")
+    return result
+
+
+def sweep(points: Iterable[Point], *, cache: Cache | None = None,
+          executor: Literal["serial", "processes"] | cf.Executor = "processes",
+          max_workers: int | None = None, progress: bool | None = None) -> list[Result]:
+    """Results of ``points``, in their order, loaded from ``cache`` (default ``Cache()``) or
+    computed on ``executor`` and cached as each finishes.
+
+    ``"processes"`` runs ``min(max_workers or cores, missing points)`` worker processes with
+    ``cores // workers`` numba threads each (a single missing point runs in this process). A given
+    ``Executor`` is used, not shut down. A progress bar over points shows on a terminal unless
+    ``progress=False``."""
+    points = list(points)
+    for i, point in enumerate(points):
+        if not isinstance(point, Point):
+            raise ValueError(f"points[{i}] must be a sim.sweep.Point, got {type(point).__name__}")
+    if isinstance(executor, str):
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor={executor!r} is not known; choose one of "
+                             f"{', '.join(EXECUTORS)} or pass a concurrent.futures.Executor")
+    elif not callable(getattr(executor, "submit", None)):
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)} or have a submit() "
+                         f"method, got {type(executor).__name__}")
+    if max_workers is not None and (isinstance(max_workers, bool)
+                                     or not isinstance(max_workers, int) or max_workers < 1):
+        raise ValueError(f"max_workers={max_workers!r} must be an integer >= 1 or None")
+    cache = Cache() if cache is None else cache
+
+    keys = [result_key(p.config, p.samples, p.seed, p.kind) for p in points]
+    unique: dict[str, Point] = dict(zip(keys, points, strict=True))  # duplicates collapse
+    results: dict[str, Result] = {}
+    with progress_bar(len(unique), "points", progress) as bar:
+        for key, p in unique.items():
+            hit = cache.get(p.config, p.samples, p.seed, p.kind)
+            if hit is not None:
+                results[key] = hit
+        bar.update(len(results))
+        missing = [key for key in unique if key not in results]
+
+        def record(key: str, result: Any) -> None:
+            results[key] = _check_result(unique[key], result)
+            cache.put(results[key])
+            bar.update(1)
+
+        workers = min(max_workers or usable_cores(), len(missing))
+        if isinstance(executor, str) and (executor == "serial" or workers <= 1):
+            for key in missing:
+                record(key, run_point(unique[key]))
+        elif missing:
+            owned = isinstance(executor, str)
+            pool = _process_pool(workers) if owned else executor
+            _run_on(pool, owned, missing, unique, results, record)
+    return [results[key] for key in keys]
+
+
+def _run_on(pool: Any, owned: bool, missing: list[str], unique: dict[str, Point],
+            results: dict[str, Result], record: Any) -> None:
+    """Submit the missing points to ``pool``; record each as it completes. On any error or
+    interrupt, cancel what has not started and keep what did finish."""
+    futures: dict[Any, str] = {}
+    try:
+        for key in missing:
+            futures[pool.submit(run_point, unique[key])] = key
+        for future in _completed(list(futures)):
+            record(futures[future], future.result())
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        if owned:
+            pool.shutdown(wait=True, cancel_futures=True)
+            owned = False
+        for future, key in futures.items():  # cache what finished meanwhile
+            if (key not in results and isinstance(future, cf.Future) and future.done()
+                    and not future.cancelled() and future.exception() is None):
+                with contextlib.suppress(Exception):  # the original error matters more
+                    record(key, future.result())
+        raise
+    finally:
+        if owned:
+            pool.shutdown(wait=True)
