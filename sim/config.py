@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -35,12 +36,12 @@ LN_EPS = 1e-12
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name}={value!r} is not allowed; choose one of {', '.join(allowed)}")
 
 
 def _integer(name: str, value: Any, lo: int, hi: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name}={value!r} must be an integer")
     if value < lo or (hi is not None and value > hi):
         rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
@@ -49,9 +50,13 @@ def _integer(name: str, value: Any, lo: int, hi: int | None = None) -> None:
 
 def _real(name: str, value: Any, lo: float | None = None, hi: float | None = None,
           lo_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name}={value!r} must be a real number")
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:
+        finite = False
+    if not finite:
         raise ValueError(f"{name}={value!r} must be finite")
     if lo is not None and (value < lo or (lo_open and value == lo)):
         raise ValueError(f"{name}={value!r} must be {'>' if lo_open else '>='} {lo}")
@@ -87,6 +92,7 @@ class Config:
     dtype: str = "float64"
 
     def __post_init__(self) -> None:
+        self._normalise_numbers()
         _integer("T", self.T, 2, 1 << 16)
         _integer("d", self.d, 1, 1 << 16)
         _integer("heads", self.heads, 1)
@@ -118,6 +124,20 @@ class Config:
                 f"input='simplex' needs T <= d (a {self.T}-point simplex spans {self.T} "
                 f"dimensions), got T={self.T} > d={self.d}")
 
+    def _normalise_numbers(self) -> None:
+        """Store NumPy integers and reals as Python ``int`` and ``float`` (validated later)."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or isinstance(v, str):
+                continue
+            if f.type in ("int",) and isinstance(v, numbers.Integral):
+                object.__setattr__(self, f.name, int(v))
+            elif f.type in ("float",) and isinstance(v, numbers.Real):
+                try:
+                    object.__setattr__(self, f.name, float(v))
+                except OverflowError:
+                    pass
+
     @property
     def d_k(self) -> int:
         """Per-head width ``d / heads``."""
@@ -138,8 +158,8 @@ class Config:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Config:
         known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
+        unknown = {str(k) for k in values} - known
+        if unknown or not all(isinstance(k, str) for k in values):
             raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
         return cls(**values)
 

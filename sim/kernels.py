@@ -14,6 +14,9 @@ Layout of the draws (the NumPy reference in ``tests/`` rebuilds the same arrays)
 - per layer: ``W_Q, W_K, W_V`` are ``heads x d x d_k`` (one stream each), ``W_O`` is ``d x d``,
   ``W_1`` is ``d x d_ff``, ``b_1`` is ``d_ff``, ``W_2`` is ``d_ff x d``, ``b_2`` is ``d``,
   ``markov`` logits ``G`` are ``heads x T x T``.
+
+``gap="remove"`` subtracts ``1/T`` from every entry, masked ones included, exactly as
+``A - 1 1^T/T`` says; with ``causal=True`` the gap-removed matrix is therefore not causal.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from sim import rng
 from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, Config
 
 # Bump when a kernel changes its numbers: it is part of every cache key.
-KERNEL_VERSION = "1"
+KERNEL_VERSION = "2"
 
 OBSERVABLES = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
                "entropy", "ipr", "norm")
@@ -154,6 +157,32 @@ def layer_norm(x):
 
 
 @numba.njit(cache=True)
+def _scale_inplace(a, c):
+    """``a *= c`` element by element, keeping the dtype of ``a``."""
+    flat = a.reshape(a.size)
+    for i in range(flat.size):
+        flat[i] = flat[i] * c
+
+
+@numba.njit(cache=True)
+def _shift_inplace(a, c):
+    """``a += c`` element by element, keeping the dtype of ``a``."""
+    flat = a.reshape(a.size)
+    for i in range(flat.size):
+        flat[i] = flat[i] + c
+
+
+@numba.njit(cache=True)
+def _axpy(c, x, y):
+    """``c * x + y`` in the dtype of ``y`` (new array)."""
+    out = np.empty_like(y)
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            out[i, j] = c * x[i, j] + y[i, j]
+    return out
+
+
+@numba.njit(cache=True)
 def _row_softmax(s, causal):
     """Max-shifted row softmax of scores ``s`` (``T x T``), in place; returns the summed row
     entropies (nats) and summed ``sum_s A_ts^2``."""
@@ -197,7 +226,8 @@ def attention_matrix(xa, wq, wk, g, h, ip):
     if att == ATT_SOFTMAX:
         qh = np.dot(xa, wq[h])
         kh = np.dot(xa, wk[h])
-        a = np.dot(qh, kh.T) / math.sqrt(wq.shape[2])
+        a = np.dot(qh, kh.T)
+        _scale_inplace(a, 1.0 / math.sqrt(wq.shape[2]))
         ent, ipr = _row_softmax(a, causal)
         return a, ent, ipr
     if att == ATT_MARKOV:
@@ -234,7 +264,7 @@ def _attend(xa, wq, wk, wv, wo, g, ip):
         ent += e
         ipr += q
         if ip[I_GAP] == 1:
-            a -= 1.0 / T
+            _shift_inplace(a, -1.0 / T)
         out[:, h * dk:(h + 1) * dk] = np.dot(a, np.dot(xa, wv[h]))
     if heads > 1:
         out = np.dot(out, wo)
@@ -261,16 +291,16 @@ def block(x, weights, ip, fp):
     has_mlp = ip[I_MLP] == 1
     if norm == NORM_POST:
         y, ent, ipr = _attend(x, wq, wk, wv, wo, g, ip)
-        z = layer_norm(aa * x + y)
+        z = layer_norm(_axpy(aa, x, y))
         if has_mlp:
-            z = layer_norm(am * z + _mlp(z, w1, b1, w2, b2))
+            z = layer_norm(_axpy(am, z, _mlp(z, w1, b1, w2, b2)))
         return z, ent, ipr
     xa = layer_norm(x) if norm == NORM_PRE else x
     y, ent, ipr = _attend(xa, wq, wk, wv, wo, g, ip)
-    z = aa * x + y
+    z = _axpy(aa, x, y)
     if has_mlp:
         zm = layer_norm(z) if norm == NORM_PRE else z
-        z = am * z + _mlp(zm, w1, b1, w2, b2)
+        z = _axpy(am, z, _mlp(zm, w1, b1, w2, b2))
     return z, ent, ipr
 
 
@@ -369,7 +399,7 @@ def first_layer_attention(ip, fp, seed, proto):
     for h in range(heads):
         a, e, q = attention_matrix(xa, wq, wk, g, h, ip)
         if ip[I_GAP] == 1:
-            a -= 1.0 / T
+            _shift_inplace(a, -1.0 / T)
         out[h] = a
     return out
 

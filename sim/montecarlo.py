@@ -141,6 +141,8 @@ def simulate(config: Config, samples: int, seed: int = 0, kind: str = "forward",
     ``chunk`` samples go to the kernel at a time (the result does not depend on it); a progress
     bar shows on a terminal unless ``progress=False``."""
     check_run(samples, seed)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk={chunk!r} must be an integer >= 1")
     spec = get_kind(kind)
     ip, fp, proto = kernels.encode(config)
     out = np.empty((samples, spec.layers(config), len(spec.observables)))

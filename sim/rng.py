@@ -5,7 +5,8 @@ from ``(sample_seed, layer, matrix)``, so any weight matrix of any sample can be
 and results do not depend on the order in which threads run.
 
 - ``sample_seed(seed, i)``: 64 bits from ``numpy.random.SeedSequence(seed, spawn_key=(i,))``.
-- ``stream_key(sample_seed, layer, matrix)``: SplitMix64 mixing of the three.
+- ``stream_key(sample_seed, layer, matrix)``: SplitMix64 mixing of the three (asymmetric in
+  layer and matrix).
 - element ``k`` of a stream: the SplitMix64 output ``mix64(key + (k + 1) * GOLDEN)``; pairs of
   53-bit uniforms in ``(0, 1)`` become pairs of standard normals by Box-Muller.
 """
@@ -43,8 +44,8 @@ def mix64(z: np.uint64) -> np.uint64:
 @numba.njit(cache=True)
 def stream_key(sample_seed: np.uint64, layer: int, matrix: int) -> np.uint64:
     """Key of the random stream for one matrix of one layer of one sample."""
-    k = mix64(np.uint64(sample_seed) + np.uint64(layer + 1) * GOLDEN)
-    return mix64(k ^ mix64(np.uint64(matrix + 1) * GOLDEN))
+    k = mix64(np.uint64(sample_seed) ^ mix64(np.uint64(layer + 1) * GOLDEN))
+    return mix64(k + np.uint64(matrix + 1) * _M2)
 
 
 @numba.njit(cache=True)

@@ -48,3 +48,13 @@ def write_all() -> list[Path]:
         path.write_text(render(module, functions))
         written.append(path)
     return written
+
+
+def stale_modules() -> list[Path]:
+    """Generated modules that differ from a fresh derivation (missing ones included)."""
+    stale = []
+    for module, functions in derive_all().items():
+        path = GENERATED_DIR / f"{module}.py"
+        if not path.exists() or path.read_text() != render(module, functions):
+            stale.append(path)
+    return stale

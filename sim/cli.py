@@ -1,0 +1,271 @@
+"""The ``sigprop`` command line (also ``python -m sim``).
+
+Subcommands: ``run``, ``sweep``, ``verify``, ``derive``, ``predict``, ``figures``, ``bench``.
+Config flags are the ``Config`` field names with dashes (``--sigma-v2``). Bad input prints one
+line on stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from sim.config import ACTIVATIONS, ATTENTIONS, DTYPES, GAPS, INPUTS, NORMS, Config
+from sim.profiles import DEFAULT_PROFILE, PROFILES
+
+EXIT_USAGE = 2
+_CHOICES = {"norm": NORMS, "attention": ATTENTIONS, "gap": GAPS, "input": INPUTS,
+            "dtype": DTYPES, "activation": ACTIVATIONS}
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported on one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage block
+        raise UsageError(message)
+
+
+def _field_type(name: str, annotation: Any) -> Any:
+    text = str(annotation)
+    if "bool" in text:
+        return bool
+    if "int" in text:
+        return int
+    if "float" in text:
+        return float
+    return str
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (use true or false)")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, lists: bool = False) -> None:
+    group = parser.add_argument_group(
+        "config" + (" (comma-separated values make a grid)" if lists else ""))
+    defaults = Config()
+    for f in fields(Config):
+        kind = _field_type(f.name, f.type)
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        helptext = f"default {default!r}"
+        if f.name in _CHOICES:
+            helptext += f"; one of {', '.join(_CHOICES[f.name])}"
+        if kind is bool:
+            helptext += "; true or false"
+        group.add_argument(flag, dest=f.name, metavar=f.name.upper() if lists else None,
+                           type=str if lists else (_parse_bool if kind is bool else kind),
+                           default=None, help=helptext)
+
+
+def _config_values(args: argparse.Namespace) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in fields(Config)
+            if getattr(args, f.name) is not None}
+
+
+def _grid(args: argparse.Namespace) -> list[Config]:
+    axes: dict[str, list[Any]] = {}
+    for f in fields(Config):
+        text = getattr(args, f.name)
+        if text is None:
+            continue
+        kind = _field_type(f.name, f.type)
+        convert = _parse_bool if kind is bool else kind
+        try:
+            axes[f.name] = [convert(v) for v in text.split(",")]
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            raise UsageError(f"--{f.name.replace('_', '-')}: bad value {text!r} ({exc})") from exc
+    names = list(axes)
+    return [Config(**dict(zip(names, combo, strict=True)))
+            for combo in itertools.product(*(axes[n] for n in names))]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sigprop", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="simulate one config; per-layer estimates (mean, se)")
+    _add_config_flags(run)
+    run.add_argument("--samples", type=int, default=64, help="Monte-Carlo samples (default 64)")
+    run.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sw = sub.add_parser("sweep", help="simulate a grid of configs through the cache")
+    _add_config_flags(sw, lists=True)
+    sw.add_argument("--samples", type=int, default=64)
+    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--executor", choices=("serial", "processes"), default="processes",
+                    help="where points run (default: local processes)")
+    sw.add_argument("--json", action="store_true", help="print a JSON list of results")
+
+    ver = sub.add_parser("verify", help="run claims and print their verdicts")
+    ver.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids (default: all)")
+    ver.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
+    ver.add_argument("--executor", choices=("serial", "processes"), default="serial")
+    ver.add_argument("--json", action="store_true", help="print a JSON list of claim results")
+
+    der = sub.add_parser("derive", help="rerun every derivation and rewrite theory/_generated/")
+    der.add_argument("--check", action="store_true",
+                     help="do not write; exit 1 if theory/_generated/ differs from a fresh "
+                          "derivation")
+
+    pre = sub.add_parser("predict", help="evaluate a registered prediction")
+    pre.add_argument("name", nargs="?", help="prediction name (omit to list them)")
+    pre.add_argument("params", nargs="*", metavar="KEY=VALUE", help="parameters, e.g. T=64")
+    pre.add_argument("--json", action="store_true")
+
+    fig = sub.add_parser("figures", help="write every figure to figures/ (PNG and PDF)")
+    fig.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
+    fig.add_argument("--out", default="figures", help="output directory (default figures/)")
+
+    ben = sub.add_parser("bench", help="time the engine against NumPy, PyTorch and the "
+                                       "matrix-multiply ceiling")
+    ben.add_argument("--seconds", type=float, default=1.0,
+                     help="target seconds per measurement (default 1)")
+    ben.add_argument("--json", action="store_true", help="print a JSON list of rows")
+    return parser
+
+
+# ----------------------------------------------------------------------------- commands
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sim.montecarlo import simulate
+    from sim.report import run_table
+
+    config = Config(**_config_values(args))
+    result = simulate(config, args.samples, args.seed)
+    print(result.to_json() if args.json else run_table(result))
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from sim.report import sweep_table
+    from sim.sweep import Point, sweep
+
+    configs = _grid(args)
+    results = sweep([Point(c, args.samples, args.seed) for c in configs],
+                    executor=args.executor)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results]))
+    else:
+        print(sweep_table(results))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from sim.claims import get_claim, verify
+    from sim.report import verdict_table
+
+    for claim_id in args.claims:
+        get_claim(claim_id)  # unknown ids fail before any work
+    results = verify(args.claims, args.profile, executor=args.executor)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results]))
+    else:
+        print(verdict_table(results))
+    return 0
+
+
+def _cmd_derive(args: argparse.Namespace) -> int:
+    from theory import derive
+
+    if args.check:
+        stale = derive.stale_modules()
+        for path in stale:
+            print(f"{path} differs from a fresh derivation; run `sigprop derive`",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    for module, functions in derive.derive_all().items():
+        for name, expr, args_ in functions:
+            params = ", ".join(str(a) for a in args_)
+            print(f"{module}.{name}({params}) = {expr}")
+    for path in derive.write_all():
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from theory import predictions
+
+    if not args.name:
+        for name, p in sorted(predictions.all_predictions().items()):
+            print(f"{name:34s} {p.claim:6s} ({', '.join(p.params)}): {p.description}")
+        return 0
+    prediction = predictions.get(args.name)
+    values: dict[str, float] = {}
+    for item in args.params:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise UsageError(f"parameter {item!r} must look like KEY=VALUE")
+        try:
+            values[key.replace("-", "_")] = float(text)
+        except ValueError as exc:
+            raise UsageError(f"parameter {key}: {text!r} is not a number") from exc
+    if "T" in values:
+        if not values["T"].is_integer() or values["T"] < 2:
+            raise UsageError(f"parameter T: {values['T']!r} must be an integer >= 2")
+        values["T"] = int(values["T"])
+    value = float(prediction(**values))
+    if args.json:
+        print(json.dumps({"name": prediction.name, "claim": prediction.claim,
+                          "params": values, "value": value}))
+    else:
+        print(value)
+    return 0
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from sim.figures import write_all
+
+    for path in write_all(args.profile, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from sim.bench import format_table, run_bench
+
+    if not args.seconds > 0:
+        raise UsageError(f"--seconds: {args.seconds!r} must be positive")
+    rows = run_bench(seconds=args.seconds)
+    print(json.dumps(rows) if args.json else format_table(rows))
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "verify": _cmd_verify,
+            "derive": _cmd_derive, "predict": _cmd_predict, "figures": _cmd_figures,
+            "bench": _cmd_bench}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``sigprop``; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        for name in ("samples", "seed"):
+            value = getattr(args, name, None)
+            if value is not None and value < (1 if name == "samples" else 0):
+                raise UsageError(f"--{name}: {value!r} must be >= {1 if name == 'samples' else 0}")
+        return COMMANDS[args.command](args)
+    except (UsageError, ValueError) as exc:
+        print(f"sigprop: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("sigprop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""GAP-3 end to end under the quick profile: the finite-T theory agrees, its 10% twin is
+rejected, every comparison could detect 5%, and the verdict follows from the numbers."""
+
+import dataclasses
+
+import pytest
+
+from sim import stats
+from sim.claims import ClaimResult, decide, get_claim, verify
+
+
+@pytest.fixture(scope="module")
+def gap3(tmp_path_factory) -> ClaimResult:
+    import os
+
+    old = os.environ.get("SIGPROP_CACHE_DIR")
+    os.environ["SIGPROP_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    try:
+        return get_claim("GAP-3").run("quick")
+    finally:
+        if old is None:
+            del os.environ["SIGPROP_CACHE_DIR"]
+        else:
+            os.environ["SIGPROP_CACHE_DIR"] = old
+
+
+def test_gap3_finite_theory_agrees_and_is_resolved(gap3: ClaimResult) -> None:
+    finite = [c for c in gap3.comparisons if c.label == "sr(A) vs finite-T"]
+    assert finite and all(c.passed for c in finite)
+    assert all(c.resolved for c in finite), [c.detectable_relative for c in finite]
+
+
+def test_gap3_mutation_twins_are_rejected(gap3: ClaimResult) -> None:
+    assert gap3.mutations and gap3.mutations_rejected
+
+
+def test_gap3_twin_of_limit_fails_where_limit_passes(gap3: ClaimResult) -> None:
+    """The 10%-wrong 1/4 is rejected at every point where 1/4 itself passed."""
+    perp_twins = [m for m in gap3.mutations if m.label == "sr(A_perp)/T vs 1.1/4"]
+    passing = [c for c in gap3.comparisons if c.label == "sr(A_perp)/T vs 1/4" and c.passed]
+    assert len(perp_twins) == len(passing)
+
+
+def test_gap3_verdict_follows_the_comparisons(gap3: ClaimResult) -> None:
+    limit = [c for c in gap3.comparisons if c.label != "sr(A) vs finite-T"]
+    expected = "confirmed" if all(c.passed for c in limit) else "qualified"
+    assert gap3.verdict == expected
+    assert "max |z|" in gap3.deciding
+
+
+def test_gap3_bonferroni_counts_every_comparison(gap3: ClaimResult) -> None:
+    n = len(gap3.comparisons)
+    assert all(c.z_crit == pytest.approx(stats.critical_z(n)) for c in gap3.comparisons)
+
+
+def test_decide_rules() -> None:
+    good = stats.compare(1.0, 1.0, 0.001)
+    bad = stats.compare(1.0, 1.1, 0.001)
+    loose = stats.compare(1.0, 1.0, 0.1)
+    twin_rejected = stats.compare(1.1, 1.0, 0.001)
+    assert decide([good], [twin_rejected]) == "confirmed"
+    assert decide([good, bad], [twin_rejected]) == "refuted"
+    assert decide([good, loose], [twin_rejected]) == "open"
+    assert decide([good], [dataclasses.replace(twin_rejected, passed=True)]) == "open"
+
+
+def test_unknown_claim_and_profile() -> None:
+    with pytest.raises(ValueError, match="unknown claim"):
+        get_claim("GAP-99")
+    with pytest.raises(ValueError, match="profile="):
+        verify(["GAP-3"], "huge")

@@ -1,0 +1,118 @@
+"""The command line: JSON shapes, readable tables, and one-line errors with exit status 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.cli import main
+from sim.config import CONFIG_FIELDS
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_json_has_every_field(capsys) -> None:
+    code, out, err = _run(capsys, "run", "--T", "8", "--d", "8", "--depth", "2", "--beta", "1.0",
+                          "--norm", "post", "--samples", "4", "--seed", "0", "--json")
+    assert code == 0
+    obj = json.loads(out)
+    assert set(obj) >= {"config", "samples", "seed", "version", "layers"}
+    assert set(obj["config"]) == set(CONFIG_FIELDS)
+    assert obj["samples"] == 4 and len(obj["layers"]) == 3
+    assert set(obj["layers"][1]["cosine"]) == {"mean", "se"}
+
+
+def test_run_table(capsys) -> None:
+    code, out, _ = _run(capsys, "run", "--T", "8", "--d", "8", "--depth", "1", "--samples", "4")
+    assert code == 0 and "stable_rank" in out and "seed=0" in out
+
+
+def test_verify_json(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SIGPROP_CACHE_DIR", str(tmp_path))
+    code, out, _ = _run(capsys, "verify", "GAP-3", "--profile", "quick", "--json")
+    assert code == 0
+    (claim,) = json.loads(out)
+    assert claim["id"] == "GAP-3" and claim["verdict"] in ("confirmed", "qualified", "refuted",
+                                                           "open")
+    keys = {"params", "prediction", "estimate", "se", "z", "detectable", "passed"}
+    assert all(keys <= set(c) for c in claim["comparisons"])
+
+
+def test_predict(capsys) -> None:
+    code, out, _ = _run(capsys, "predict", "gap3_stable_rank_limit", "markov_s=0")
+    assert code == 0 and float(out) == 1.0
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["run", "--T", "1"], "T=1"),
+    (["run", "--T", "16", "--d", "8"], "isometric"),
+    (["run", "--norm", "bogus"], "norm='bogus'"),
+    (["run", "--sigma-v2", "nan"], "sigma_v2"),
+    (["run", "--sigma-v2", "-1"], "sigma_v2"),
+    (["run", "--T", "abc"], "--T"),
+    (["run", "--samples", "0"], "--samples"),
+    (["run", "--mlp", "perhaps"], "boolean"),
+    (["verify", "GAP-99"], "unknown claim"),
+    (["verify", "--profile", "huge"], "huge"),
+    (["predict", "nope"], "unknown prediction"),
+    (["predict", "gap3_stable_rank_limit", "markov_s"], "KEY=VALUE"),
+    (["frobnicate"], "frobnicate"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, argv, needle) -> None:
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("sigprop: error:") and needle in err
+    assert "Traceback" not in err
+
+
+_invalid = st.one_of(
+    st.tuples(st.just("--T"), st.integers(-5, 1).map(str)),
+    st.tuples(st.just("--d"), st.integers(-5, 0).map(str)),
+    st.tuples(st.sampled_from(["--sigma-v2", "--sigma-w2", "--sigma-b2"]),
+              st.sampled_from(["-1", "-0.5", "nan", "inf", "x"])),
+    st.tuples(st.sampled_from(["--norm", "--attention", "--input", "--gap", "--dtype"]),
+              st.text(alphabet="abcxyz", min_size=1, max_size=6)),
+    st.tuples(st.just("--rho"), st.sampled_from(["-0.1", "1.5", "nan"])),
+    st.tuples(st.just("--heads"), st.sampled_from(["0", "3", "-2"])),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_invalid)
+def test_random_invalid_configs_exit_2(flag_value) -> None:
+    flag, value = flag_value
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["run", "--T", "8", "--d", "8", "--depth", "1", "--samples", "2", flag,
+                     value])
+    if code == 0:  # a random string can be a valid choice ("x" is not, "post" could be)
+        return
+    assert code == 2 and err.getvalue().count("\n") == 1 and "Traceback" not in err.getvalue()
+
+
+def test_python_dash_m_sim_is_sigprop() -> None:
+    env = dict(os.environ, SIGPROP_PROGRESS="0")
+    a = subprocess.run([sys.executable, "-m", "sim", "predict"], capture_output=True, text=True,
+                       env=env, check=True).stdout
+    b = subprocess.run([sys.executable, "-m", "sim", "--help"], capture_output=True, text=True,
+                       env=env, check=True).stdout
+    assert "gap3_stable_rank_limit" in a and "verify" in b
+
+
+def test_help_is_complete(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    for name in CONFIG_FIELDS:
+        assert "--" + name.replace("_", "-") in out
