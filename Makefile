@@ -9,6 +9,10 @@ BOOKFLAGS ?=
 .PHONY: book test derive figures bench clean venv
 
 book: $(STAMP)
+	@# executed pages are cached per profile: a build under another profile starts clean
+	@if [ -d book/_build ] && [ "$$(cat book/_build/.profile 2>/dev/null)" != "$(PROFILE)" ]; then \
+		echo "profile changed to $(PROFILE): clearing book/_build"; rm -rf book/_build; fi
+	@mkdir -p book/_build && echo $(PROFILE) > book/_build/.profile
 	SIGPROP_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build book $(BOOKFLAGS)
 	@echo "Book built: $(CURDIR)/book/_build/html/index.html"
 
