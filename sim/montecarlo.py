@@ -4,17 +4,18 @@
 (``samples x layers x observables``, float64) with the config, seed, sample count, kind and
 version that produced them. A *kind* names what is measured (``KINDS``): ``"forward"`` records
 ``OBSERVABLES`` at every layer ``0 .. depth``; other kinds (registered by ``register_kind``)
-measure one object, such as the layer-1 attention matrix, and have one row. Sample ``i`` is seeded by ``SeedSequence(seed, spawn_key=(i,))`` and
-written to its own slot; BLAS runs single-threaded inside the kernels. The same
-``(config, samples, seed)`` therefore gives bit-identical results for any thread count and any
-chunking of the samples.
+measure one object, such as the layer-1 attention matrix, and have one row.
+
+Sample ``i`` is seeded by ``SeedSequence(seed, spawn_key=(i,))`` and written to its own slot;
+BLAS runs single-threaded inside the kernels. The same ``(config, samples, seed)`` therefore
+gives bit-identical results for any thread count and any chunking of the samples.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 
 def show_progress(requested: bool | None = None) -> bool:

@@ -148,18 +148,11 @@ def test_random_invalid_values_raise_value_error(assignment: tuple[str, object])
     assert field in str(info.value)
 
 
-@pytest.mark.xfail(raises=OverflowError, strict=True,
-                   reason="engine bug: sim/config.py:54 math.isfinite() raises OverflowError for "
-                          "a Python int beyond the float range, instead of ValueError")
 @pytest.mark.parametrize("field", ["beta", "rho", "alpha_attn"])
 def test_huge_integer_for_a_real(field: str) -> None:
     _raises(field, 10**400)
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="engine bug: sim/config.py:38 `value not in allowed` lets a one-element "
-                          "numpy array equal to an allowed string through (stored in the frozen "
-                          "config, which is then unhashable)")
 def test_array_for_a_choice_field() -> None:
     _raises("norm", np.array(["post"]))
 
@@ -209,9 +202,6 @@ def test_unknown_field_in_from_dict() -> None:
         Config.from_dict(values)
 
 
-@pytest.mark.xfail(raises=TypeError, strict=True,
-                   reason="engine bug: sim/config.py:143 ', '.join(sorted(unknown)) raises "
-                          "TypeError for a non-string key, instead of ValueError")
 def test_non_string_field_in_from_dict() -> None:
     with pytest.raises(ValueError):
         Config.from_dict({0: 1})

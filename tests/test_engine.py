@@ -195,10 +195,6 @@ def test_result_to_dict() -> None:
     assert json.loads(result.to_json()) == json.loads(json.dumps(d))
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="engine bug: sim/montecarlo.py simulate() does not validate chunk; "
-                          "chunk < 0 skips the loop and returns the uninitialised np.empty "
-                          "buffer, chunk = 0 fails inside range() without naming chunk")
 @pytest.mark.parametrize("chunk", [0, -1])
 def test_bad_chunk_is_rejected(chunk: int) -> None:
     with pytest.raises(ValueError, match="chunk"):

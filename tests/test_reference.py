@@ -33,7 +33,6 @@ import pytest
 import reference
 from hypothesis import HealthCheck, example, given, settings, target
 from hypothesis import strategies as st
-from numba.core.errors import TypingError
 from reference import OBSERVABLES, reference_trace
 
 from sim.config import ATTENTIONS, GAPS, INPUTS, NORMS, Config
@@ -319,10 +318,6 @@ FLOAT32_CONFIGS = [
 ]
 
 
-@pytest.mark.xfail(raises=TypingError, strict=True,
-                   reason="engine bug: dtype='float32' does not compile: in numba a float32 "
-                          "array times/over a float64 scalar is float64 (sim/kernels.py:200 "
-                          "scores / math.sqrt(d_k); also aa * x, am * z at lines 264-273)")
 @pytest.mark.parametrize("config", FLOAT32_CONFIGS, ids=range(len(FLOAT32_CONFIGS)))
 def test_engine_matches_reference_float32(config: Config) -> None:
     """float32 engine against the float64 reference fed the same draws rounded to float32."""

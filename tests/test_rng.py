@@ -75,9 +75,6 @@ def test_stream_keys_are_distinct() -> None:
     assert base != rng.stream_key(s, 1, rng.W_Q)  # matrix
 
 
-@pytest.mark.xfail(strict=True, reason="rng weakness: for sample_seed 0, stream_key(0, l, m) == "
-                   "stream_key(0, m, l) and stream_key(0, l, l) == 0 (the layer and matrix "
-                   "terms are mixed symmetrically and XORed); sample_seed() makes 0 a 2^-64 event")
 def test_stream_keys_are_distinct_for_sample_seed_zero() -> None:
     keys = _all_keys([np.uint64(0)])
     assert len(set(keys)) == len(keys)

@@ -14,10 +14,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from sim.claims import Claim, ClaimResult, decide, register
 from sim.config import Config
+from sim.montecarlo import estimate
 from sim.profiles import check_profile
 from sim.stats import compare
 from sim.sweep import Point, sweep
@@ -63,8 +62,8 @@ def run_gap3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         T, s = point.config.T, point.config.markov_s
         params = {"T": T, "markov_s": s}
         sr = result.estimate("stable_rank", 0)
-        perp = result.per_sample("stable_rank_perp", 0) / T
-        perp_mean, perp_se = float(np.mean(perp)), float(np.std(perp, ddof=1) / math.sqrt(perp.size))
+        perp = estimate(result.per_sample("stable_rank_perp", 0) / T)
+        perp_mean, perp_se = perp.mean, perp.se
         pred = float(finite(markov_s=s, T=T))
         bias = stable_rank_bias_budget(T, s)
         lim = float(limit(markov_s=s))
