@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  numba's BLAS/LAPACK: load it before
+import scipy.linalg.cython_lapack  # noqa: F401  threadpool_limits(1) so the limit covers it
 from threadpoolctl import threadpool_limits
 
 from sim import kernels, rng

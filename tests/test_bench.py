@@ -59,7 +59,7 @@ def test_thread_limit_is_applied_and_restored():
 
 
 def test_format_table_without_engine_or_ceiling():
-    rows = [dict(zip(bench.ROW_KEYS, (*TINY, "float64", "numpy", 10.0, 1.0)))]
+    rows = [dict(zip(bench.ROW_KEYS, (*TINY, "float64", "numpy", 10.0, 1.0), strict=True))]
     table = bench.format_table(rows)
     assert "numpy" in table and "engine/" not in table
 
