@@ -58,6 +58,32 @@ def gap3_stable_rank(result: ClaimResult) -> Figure:
     return fig
 
 
+def throughput(rows: list[dict]) -> Figure:
+    """``sigprop bench`` rows: GFLOP/s of each implementation per size and dtype, with the
+    machine's matrix-multiply ceiling as a line."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    impls = ["engine", "numpy", "torch"]
+    colors = {"engine": "tab:blue", "numpy": "tab:orange", "torch": "tab:green"}
+    for ax, dtype in zip(axes, ("float64", "float32"), strict=True):
+        timed = [r for r in rows if r["dtype"] == dtype and r["impl"] != "ceiling"]
+        sizes = list(dict.fromkeys((r["T"], r["d"], r["depth"]) for r in timed))
+        width = 0.8 / len(impls)
+        for k, impl in enumerate(impls):
+            vals = [next((r["gflops"] for r in timed if r["impl"] == impl
+                          and (r["T"], r["d"], r["depth"]) == size), np.nan) for size in sizes]
+            ax.bar(np.arange(len(sizes)) + (k - 1) * width, vals, width, label=impl,
+                   color=colors[impl])
+        for r in rows:
+            if r["impl"] == "ceiling" and r["dtype"] == dtype:
+                ax.axhline(r["gflops"], color="k", ls="--", lw=0.8, label="matmul ceiling")
+        ax.set_xticks(range(len(sizes)), [f"T={t} d={d}\ndepth={n}" for t, d, n in sizes])
+        ax.set(yscale="log", title=dtype)
+    axes[0].set_ylabel("GFLOP/s (forward-pass matmul flops)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 #: figure name -> (claim id, drawing function)
 FIGURES: dict[str, tuple[str, Callable[[ClaimResult], Figure]]] = {
     "gap3_stable_rank": ("GAP-3", gap3_stable_rank),
