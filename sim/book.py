@@ -26,7 +26,7 @@ def ledger_markdown(profile: str | None = None) -> str:
     lines = ["| claim | paper | verdict | deciding number |", "|---|---|---|---|"]
     for result in claim_results(profile):
         claim = claims[result.id]
-        link = f"[{result.id}]({claim.page}.html#{claim.anchor})"
+        link = f"{{ref}}`{result.id} <{claim.anchor}>`"
         lines.append(f"| {link} | {claim.paper} | **{result.verdict}** | {result.deciding} |")
     return "\n".join(lines)
 
