@@ -27,8 +27,14 @@ def ledger_markdown(profile: str | None = None) -> str:
     for result in claim_results(profile):
         claim = claims[result.id]
         link = f"{{ref}}`{result.id} <{claim.anchor}>`"
-        lines.append(f"| {link} | {claim.paper} | **{result.verdict}** | {result.deciding} |")
+        lines.append(f"| {link} | {claim.paper} | **{result.verdict}** | "
+                     f"{_escape(result.deciding)} |")
     return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|")
 
 
 def _fmt(v: float) -> str:
