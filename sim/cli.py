@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+import numpy as np
+
 from sim.config import ACTIVATIONS, ATTENTIONS, DTYPES, GAPS, INPUTS, NORMS, Config
 from sim.profiles import DEFAULT_PROFILE, PROFILES
 
@@ -211,13 +213,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             raise UsageError(f"parameter {item!r} must look like KEY=VALUE")
         try:
             values[key.replace("-", "_")] = float(text)
-        except ValueError as exc:
-            raise UsageError(f"parameter {key}: {text!r} is not a number") from exc
+        except ValueError:  # categorical parameters such as norm=post
+            values[key.replace("-", "_")] = text
     if "T" in values:
         if not values["T"].is_integer() or values["T"] < 2:
             raise UsageError(f"parameter T: {values['T']!r} must be an integer >= 2")
         values["T"] = int(values["T"])
-    value = float(prediction(**values))
+    raw = np.asarray(prediction(**values), dtype=float)
+    value = raw.tolist() if raw.ndim else float(raw)
     if args.json:
         print(json.dumps({"name": prediction.name, "claim": prediction.claim,
                           "params": values, "value": value}))
