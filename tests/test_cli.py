@@ -116,3 +116,19 @@ def test_help_is_complete(capsys) -> None:
     out = capsys.readouterr().out
     for name in CONFIG_FIELDS:
         assert "--" + name.replace("_", "-") in out
+
+
+def test_bench_json_rows(capsys, monkeypatch) -> None:
+    from sim import bench
+
+    real = bench.run_bench
+    monkeypatch.setattr(bench, "run_bench", lambda seconds: real(
+        sizes=((8, 8, 1),), dtypes=("float64",), seconds=0.01, impls=("engine", "numpy",
+                                                                       "ceiling"),
+        repeats=1, ceiling_n=64))
+    code, out, _ = _run(capsys, "bench", "--json", "--seconds", "0.01")
+    rows = json.loads(out)
+    assert code == 0 and {r["impl"] for r in rows} == {"engine", "numpy", "ceiling"}
+    assert all(set(r) == {"T", "d", "depth", "dtype", "impl", "samples_per_s", "gflops"}
+               for r in rows)
+    assert _run(capsys, "bench", "--seconds", "0")[0] == 2
