@@ -105,10 +105,13 @@ def verify(ids: Iterable[str] | None = None, profile: str = "book",
 
 def decide(comparisons: list[Comparison], mutations: list[Comparison]) -> str:
     """The verdict of comparisons that all test one statement in its stated regime:
-    ``open`` if any is unresolved or a mutation twin survives, else ``confirmed`` if all pass,
-    else ``refuted``."""
-    if not comparisons or not all(c.resolved for c in comparisons):
+    ``refuted`` if any comparison rejects the prediction (a rejection needs no power);
+    otherwise ``open`` if any comparison could not detect a ``RESOLUTION`` discrepancy or a
+    mutation twin survives; otherwise ``confirmed``."""
+    if not comparisons:
         return "open"
-    if any(m.passed for m in mutations):
+    if not all(c.passed for c in comparisons):
+        return "refuted"
+    if not all(c.resolved for c in comparisons) or any(m.passed for m in mutations):
         return "open"
-    return "confirmed" if all(c.passed for c in comparisons) else "refuted"
+    return "confirmed"

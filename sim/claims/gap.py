@@ -94,13 +94,22 @@ def run_gap3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                 f"s={worst_limit.params['markov_s']:.2f}; sr(A_perp)/T off 1/4 by "
                 f"{100 * perp_off:+.1f}% at T={worst_perp.params['T']}, "
                 f"s={worst_perp.params['markov_s']:.2f}")
+    limits_verdict = decide(c_limit + c_perp, mutations)
+    largest_T = max(c.params["T"] for c in c_perp)
+    perp_at_largest = ", ".join(
+        f"{c.estimate:.3f} (s={c.params['markov_s']:.2f})"
+        for c in c_perp if c.params["T"] == largest_T)
     if finite_verdict != "confirmed":
         verdict = "open"
         notes = (f"The finite-T theory itself came out {finite_verdict} here, so the comparison "
                  "cannot decide the limit claim.")
-    elif all(c.passed for c in c_limit + c_perp):
+    elif limits_verdict == "confirmed":
         verdict = "confirmed"
         notes = "Both limits hold within Monte-Carlo error at every T of the grid."
+    elif limits_verdict == "open":
+        verdict = "open"
+        notes = ("The limits pass where tested but some comparisons could not detect a 5% "
+                 "discrepancy; a larger profile is needed.")
     else:
         verdict = "qualified"
         failing_limit = sorted({(c.params["T"], round(c.params["markov_s"], 3))
@@ -111,8 +120,11 @@ def run_gap3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                  "1 + sigma^2/m^2 = e^(s^2) as T grows, with a first-order correction "
                  "-2 e^(2s^2)(e^(s^2) - 1)/T: the limit is exact but is approached slowly "
                  "when s is large. The limit is rejected at (T, s) = "
-                 f"{failing_limit or 'none'}; sr(A_perp)/T = 1/4 is rejected at "
-                 f"{failing_perp or 'none'}.")
+                 f"{failing_limit or 'none'}. For the gap-removed matrix there is no "
+                 "finite-T theory here: sr(A_perp)/T = 1/4 is rejected at "
+                 f"{failing_perp or 'none'}; at T = {largest_T} it is {perp_at_largest}, so "
+                 "the quarter-circle limit is a large-T statement that the sizes tested do "
+                 "not reach once the logit scale s is of order one.")
     return ClaimResult("GAP-3", GAP3.statement, verdict, deciding, c_finite + c_limit + c_perp,
                        mutations, profile, notes, {"rows": rows})
 
