@@ -7,15 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(
-    ("module://matplotlib_inline", "module://ipykernel")) else None
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from sim.claims import ClaimResult, verify  # noqa: E402
+from sim.claims import ClaimResult, verify
 
 
 def stamp(fig: Figure, result: ClaimResult, samples: int, seed: int) -> None:

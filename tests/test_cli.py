@@ -132,3 +132,18 @@ def test_bench_json_rows(capsys, monkeypatch) -> None:
     assert all(set(r) == {"T", "d", "depth", "dtype", "impl", "samples_per_s", "gflops"}
                for r in rows)
     assert _run(capsys, "bench", "--seconds", "0")[0] == 2
+
+
+def test_figures_are_written_and_stamped(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SIGPROP_CACHE_DIR", str(tmp_path / "cache"))
+    code, out, _ = _run(capsys, "figures", "--profile", "quick", "--out", str(tmp_path / "f"))
+    assert code == 0
+    written = sorted(p.name for p in (tmp_path / "f").iterdir())
+    assert written == ["gap3_stable_rank.pdf", "gap3_stable_rank.png"]
+    from sim.claims import get_claim
+    from sim.figures import gap3_stable_rank
+
+    fig = gap3_stable_rank(get_claim("GAP-3").run("quick"))  # from the cache
+    stamps = [t.get_text() for t in fig.texts]
+    assert any("GAP-3" in t and "seed" in t and "samples" in t and "sigprop" in t
+               for t in stamps)
