@@ -15,7 +15,8 @@ GAP-3 (derived here):
 3. Hence ``sr(A) = (1 + b) / (1 + b/T) + O(T^-2)`` with ``b = T E[Y2] - 1``, and
    ``sr(A) -> 1 + r^2 = e^{s^2}`` as ``T -> inf``.
 4. ``b`` is computed exactly at finite ``T`` by a Laplace integral
-   (``1/S^2 = int_0^inf t e^{-tS} dt``), and to first order in ``1/T`` by the delta method.
+   (``1/S^2 = int_0^inf t e^{-tS} dt``, shared with the REM chapter), and to first order in
+   ``1/T`` by the delta method.
 5. ``sr(A_perp)/T -> 1/4``: the singular values of ``sqrt(T) A_perp`` follow the quarter circle
    on ``[0, 2r]`` (second moment ``r^2``, edge ``2r``), assumed from the circular law for random
    Markov matrices (Bordenave-Caputo-Chafai).
@@ -23,12 +24,8 @@ GAP-3 (derived here):
 
 from __future__ import annotations
 
-import math
-from functools import lru_cache
-
 import numpy as np
 import sympy as sp
-from scipy import integrate
 
 from theory.predictions import Prediction, register
 
@@ -105,45 +102,17 @@ def generated_functions() -> list[tuple[str, sp.Expr, tuple[sp.Symbol, ...]]]:
 
 # ----------------------------------------------------------------------------- exact finite T
 
-def _laplace(k: int, t: float, markov_s: float) -> float:
-    """``E[e^k exp(-t e)]`` for lognormal ``e = exp(-s^2/2 + s z)``, ``z ~ N(0, 1)``."""
-    mu = -0.5 * markov_s**2
-
-    def f(z: float) -> float:
-        g = mu + markov_s * z
-        return math.exp(k * g - t * math.exp(g) - 0.5 * z * z)
-
-    # The integrand is negligible outside |z| < 40; split at the cutoff of exp(-t e).
-    cut = (math.log(1.0 / t) - mu) / markov_s if t > 0 else 0.0
-    cut = min(max(cut, -39.0), 39.0)
-    a, _ = integrate.quad(f, -40.0, cut, epsabs=0.0, epsrel=1e-13, limit=200)
-    b, _ = integrate.quad(f, cut, 40.0, epsabs=0.0, epsrel=1e-13, limit=200)
-    return (a + b) / math.sqrt(2.0 * math.pi)
-
-
-@lru_cache(maxsize=4096)
 def markov_frobenius2(T: int, markov_s: float) -> float:
-    """Exact ``E ||A||_F^2 = T E[Y2]`` for a ``T x T`` random-Markov matrix (quadrature).
+    """Exact ``E ||A||_F^2 = T E[Y2]`` for a ``T x T`` random-Markov matrix.
 
-    ``E[Y2] = T int_0^inf t phi_2(t) phi_0(t)^(T-1) dt`` with ``phi_k(t) = E[e^k e^{-t e}]``,
-    integrated over ``tau = ln t``."""
+    ``Y2 = sum_j e_j^2/(sum_j e_j)^2`` does not change when every ``e_j`` is multiplied by
+    ``e^{s^2/2}``, so a row of ``rowsoftmax(G)`` is a softmax row of ``T`` i.i.d. ``N(0, s^2)``
+    scores, whose ``E[Y2]`` is the REM-F Laplace integral of ``theory.rem.row_statistics``."""
+    from theory.rem import row_statistics
+
     if T < 2:
         raise ValueError(f"T={T!r} must be >= 2")
-    if markov_s == 0:
-        return 1.0
-
-    def integrand(tau: float) -> float:
-        t = math.exp(tau)
-        phi0 = _laplace(0, t, markov_s)
-        if phi0 <= 0.0:
-            return 0.0
-        return t * t * _laplace(2, t, markov_s) * math.exp((T - 1) * math.log(phi0))
-
-    centre = -math.log(T)  # t ~ 1/S ~ 1/T
-    lo, hi = centre - 12.0 - 6.0 * markov_s**2, centre + 12.0 + 6.0 * markov_s**2
-    val, _ = integrate.quad(integrand, lo, hi, points=[centre], epsabs=0.0, epsrel=1e-11,
-                            limit=400)
-    return T * T * val
+    return T * row_statistics(int(T), float(markov_s)).ipr
 
 
 def stable_rank_finite(T: int | np.ndarray, markov_s: float | np.ndarray) -> float | np.ndarray:
