@@ -94,6 +94,12 @@ def _grid(args: argparse.Namespace) -> list[Config]:
             for combo in itertools.product(*(axes[n] for n in names))]
 
 
+KIND_NAMES = ("forward", "order", "attention", "rows")
+KIND_HELP = ("forward (every observable at every layer), order (forward without the rank "
+             "observables; faster), attention (layer-1 attention spectrum), rows (layer-1 "
+             "softmax row entropy, ipr and overlap); default forward")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sigprop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -102,12 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(run)
     run.add_argument("--samples", type=int, default=64, help="Monte-Carlo samples (default 64)")
     run.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    run.add_argument("--kind", choices=KIND_NAMES, default="forward",
+                     help="what to measure: " + KIND_HELP)
     run.add_argument("--json", action="store_true", help="print one JSON object")
 
     sw = sub.add_parser("sweep", help="simulate a grid of configs through the cache")
     _add_config_flags(sw, lists=True)
     sw.add_argument("--samples", type=int, default=64)
     sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--kind", choices=KIND_NAMES, default="forward",
+                    help="what to measure: " + KIND_HELP)
     sw.add_argument("--executor", choices=("serial", "processes"), default="processes",
                     help="where points run (default: local processes)")
     sw.add_argument("--json", action="store_true", help="print a JSON list of results")
@@ -129,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--json", action="store_true")
 
     fig = sub.add_parser("figures", help="write every figure to figures/ (PNG and PDF)")
+    fig.add_argument("names", nargs="*", metavar="NAME",
+                     help="figure names (default: all; `sigprop figures --list` names them)")
+    fig.add_argument("--list", action="store_true", help="list the figure names and exit")
     fig.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
     fig.add_argument("--out", default="figures", help="output directory (default figures/)")
 
@@ -147,7 +160,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sim.report import run_table
 
     config = Config(**_config_values(args))
-    result = simulate(config, args.samples, args.seed)
+    result = simulate(config, args.samples, args.seed, args.kind)
     print(result.to_json() if args.json else run_table(result))
     return 0
 
@@ -157,7 +170,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from sim.sweep import Point, sweep
 
     configs = _grid(args)
-    results = sweep([Point(c, args.samples, args.seed) for c in configs],
+    results = sweep([Point(c, args.samples, args.seed, args.kind) for c in configs],
                     executor=args.executor)
     if args.json:
         print(json.dumps([r.to_dict() for r in results]))
@@ -230,9 +243,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
-    from sim.figures import write_all
+    from sim.figures import FIGURES, write_all
 
-    for path in write_all(args.profile, args.out):
+    if args.list:
+        for name, (claim_id, _) in FIGURES.items():
+            print(f"{name}  ({claim_id})")
+        return 0
+    unknown = [n for n in args.names if n not in FIGURES]
+    if unknown:
+        raise UsageError(f"unknown figure {unknown[0]!r}; known: {', '.join(FIGURES)}")
+    for path in write_all(args.profile, args.out, args.names or None):
         print(f"wrote {path}")
     return 0
 

@@ -54,6 +54,198 @@ def gap3_stable_rank(result: ClaimResult) -> Figure:
     return fig
 
 
+def _by(rows: list[dict], key: str) -> dict:
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r[key], []).append(r)
+    return out
+
+
+def _dense(values: list[float], per_gap: int = 3) -> np.ndarray:
+    """``values`` with ``per_gap - 1`` points between neighbours (for theory curves)."""
+    v = np.sort(np.asarray(values, dtype=float))
+    pieces = [np.linspace(a, b, per_gap, endpoint=False) for a, b in zip(v[:-1], v[1:],
+                                                                          strict=True)]
+    return np.concatenate(pieces + [v[-1:]])
+
+
+def _side_by_side(rows: list[dict], value: str, se: str, finite: Callable[[int, np.ndarray],
+                  np.ndarray], asymptotic: Callable[[np.ndarray], np.ndarray], ylabel: str,
+                  title: str) -> Figure:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    groups = _by(rows, "T")
+    colors = plt.cm.viridis(np.linspace(0.05, 0.85, len(groups)))
+    betas = sorted({r["beta"] for r in rows})
+    dense = _dense(betas)
+    for (T, sub), color in zip(sorted(groups.items()), colors, strict=True):
+        sub = sorted(sub, key=lambda r: r["beta"])
+        b = [r["beta"] for r in sub]
+        for ax in (left, right):
+            ax.errorbar(b, [r[value] for r in sub], yerr=[r[se] for r in sub], fmt="o",
+                        color=color, ms=4, capsize=2, label=f"simulation, T={T}")
+        left.plot(dense, finite(T, dense), "-", color=color, lw=1.2)
+    right.plot(dense, asymptotic(dense), "k--", lw=1.2, label="asymptotic (T -> inf)")
+    left.plot([], [], "k-", lw=1.2, label="finite-(T, d) theory")
+    left.set(xlabel=r"$\beta$", ylabel=ylabel, title=f"{title}: finite-(T, d) theory")
+    right.set(xlabel=r"$\beta$", title=f"{title}: asymptotic REM")
+    for ax in (left, right):
+        ax.axvline(np.sqrt(2), color="0.6", lw=0.8, ls=":")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def remf_ipr(result: ClaimResult) -> Figure:
+    """REM-F / REM-2: ``E ipr`` against ``beta`` per ``T``; left the finite-(T, d) theory,
+    right the asymptotic ``1 - beta_c/beta``."""
+    from sim.claims.rem import key_query_row
+    from theory import rem
+
+    rows = result.data["rows"]
+    fig = _side_by_side(
+        rows, "ipr", "ipr_se",
+        lambda T, b: [key_query_row(T, T, x, 0.0).ipr for x in b],
+        lambda b: np.nan_to_num(rem._generated().ipr_asymptotic(b, 1.0, 0.0)),
+        r"$\mathbb{E}\,\sum_s A_{ts}^2$", "E ipr")
+    stamp(fig, result, rows[0]["samples"], rows[0]["seed"])
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
+
+
+def remf_entropy(result: ClaimResult) -> Figure:
+    """REM-F / REM-1: ``E S / ln T`` against ``beta`` per ``T``."""
+    from sim.claims.rem import key_query_row
+    from theory import rem
+
+    rows = result.data["rows"]
+    fig = _side_by_side(
+        rows, "entropy_ratio", "entropy_ratio_se",
+        lambda T, b: [key_query_row(T, T, x, 0.0).entropy / np.log(T) for x in b],
+        lambda b: np.nan_to_num(rem._generated().entropy_ratio_asymptotic(b, 1.0, 0.0)),
+        r"$\mathbb{E}\,S/\ln T$", "row entropy")
+    stamp(fig, result, rows[0]["samples"], rows[0]["seed"])
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
+
+
+def remf_cosine_map(result: ClaimResult) -> Figure:
+    """REM-F / REM-3: ``mean p / mean q`` after one attention layer against ``beta``; left the
+    finite-(T, d) map, right the paper's ``Phi_S`` with the asymptotic ``ipr``."""
+    from theory import rem
+
+    rows = result.data["maps"]
+    rho = rows[0]["rho"]
+    rows = [{**r, "value": r["ratio"], "se": r["ratio_se"]} for r in rows]
+    curves = _by([dict(r) for r in result.data["maps"]], "T")
+    fig = _side_by_side(
+        rows, "value", "se",
+        lambda T, b: np.interp(b, [r["beta"] for r in sorted(curves[T], key=lambda r: r["beta"])],
+                               [r["key_query"] for r in sorted(curves[T],
+                                                               key=lambda r: r["beta"])]),
+        lambda b: rem._generated().cosine_map_asymptotic(b, rho),
+        rf"token cosine after one layer ($\rho = {rho}$)", "cosine map")
+    stamp(fig, result, rows[0]["samples"], rows[0]["seed"])
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
+
+
+def rem4_deep(result: ClaimResult) -> Figure:
+    """REM-4: per-layer token cosine of deep stacks, simulation (points) against the recursion
+    with the finite-T ipr (solid) and with the asymptotic ipr (dashed)."""
+    rows = result.data["rows"]
+    norms = sorted({r["norm"] for r in rows}, reverse=True)
+    betas = sorted({r["beta"] for r in rows})
+    fig, axes = plt.subplots(len(norms), len(betas), figsize=(3.2 * len(betas), 3.0 * len(norms)),
+                             sharex=True, sharey=True, squeeze=False)
+    variants = sorted({("gain" if r["gain"] else "", r["alpha"]) for r in rows})
+    colors = dict(zip(variants, plt.cm.tab10(np.arange(len(variants))), strict=True))
+    for r in rows:
+        ax = axes[norms.index(r["norm"]), betas.index(r["beta"])]
+        color = colors[("gain" if r["gain"] else "", r["alpha"])]
+        label = "gain-controlled" if r["gain"] else f"alpha={r['alpha']}"
+        layers = np.arange(len(r["cosine"]))
+        ax.errorbar(layers, r["cosine"], yerr=r["cosine_se"], fmt="o", ms=2.5, color=color,
+                    elinewidth=0.8, label=label)
+        ax.plot(layers, r["finite"], "-", color=color, lw=1.0)
+        ax.plot(layers, r["asymptotic"], "--", color=color, lw=1.0)
+        ax.set_title(f"{r['norm']}-LN, beta={r['beta']}", fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("layer")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("token cosine p/q")
+    axes[0, 0].plot([], [], "k-", label="recursion, finite-T ipr")
+    axes[0, 0].plot([], [], "k--", label="recursion, asymptotic ipr")
+    axes[0, 0].legend(fontsize=6)
+    stamp(fig, result, rows[0]["samples"], rows[0]["seed"])
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
+
+
+def rem5_residual(result: ClaimResult) -> Figure:
+    """REM-5: token cosine over depth of post-LN attention-only stacks below ``beta_c``:
+    simulation, the exact recursion and the Möbius law, plain and gain-controlled."""
+    rows = result.data["rows"]
+    rho0, depth = result.data["rho0"], result.data["depth"]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    colors = plt.cm.viridis(np.linspace(0.05, 0.85, len(rows)))
+    for r, color in zip(rows, colors, strict=True):
+        layers = np.arange(depth + 1)
+        label = ("gain-controlled, " if r["gain"] else "") + f"alpha={r['alpha']}"
+        ax.errorbar(layers, r["cosine"], yerr=r["cosine_se"], fmt="o", ms=3, color=color,
+                    label=label)
+        ax.plot(layers, r["finite"], "-", color=color, lw=1.0)
+        if r["gain"]:
+            ax.plot(layers, np.full(depth + 1, rho0), ":", color=color, lw=1.0)
+        else:
+            u = rho0 / (1 - rho0) * (1 + 1 / r["alpha"] ** 2) ** layers
+            ax.plot(layers, u / (1 + u), ":", color=color, lw=1.0)
+    ax.plot([], [], "k-", label="exact recursion")
+    ax.plot([], [], "k:", label="Möbius law (ipr -> 0)")
+    ax.set(xlabel="layer", ylabel="token cosine", title=f"attention + residual + LN, "
+           f"beta={rows[0]['beta']}, T=d={rows[0]['T']}")
+    ax.legend(fontsize=6, ncol=2)
+    stamp(fig, result, rows[0]["samples"], rows[0]["seed"])
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
+
+
+def rem_phase_map(result: ClaimResult) -> Figure:
+    """The ``(beta, alpha_attn)`` plane at the final layer of post-LN stacks: token cosine and
+    entropy ratio, simulated and predicted; contours mark rank collapse (cosine 0.9) and
+    entropy collapse (S/ln T 0.5)."""
+    phase = result.data["phase"]
+    rows = phase["rows"]
+    betas = sorted({r["beta"] for r in rows})
+    alphas = sorted({r["alpha"] for r in rows})
+    grid = {(r["beta"], r["alpha"]): r for r in rows}
+
+    def field(fn):
+        return np.array([[fn(grid[(b, a)]) for b in betas] for a in alphas])
+
+    panels = [("simulated cosine", field(lambda r: r["cosine"][-1]), "cosine"),
+              ("predicted cosine", field(lambda r: r["finite"][-1]), "cosine"),
+              ("simulated S/ln T", field(lambda r: r["entropy_ratio"][-1]), "entropy"),
+              ("predicted S/ln T", field(lambda r: r["entropy_predicted"]), "entropy")]
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.8), sharey=True)
+    x, y = np.arange(len(betas)), np.arange(len(alphas))
+    for ax, (title, z, kind) in zip(axes, panels, strict=True):
+        im = ax.imshow(z, origin="lower", vmin=0, vmax=1, aspect="auto",
+                       cmap="magma" if kind == "cosine" else "viridis")
+        level = 0.9 if kind == "cosine" else 0.5
+        if np.nanmin(z) < level < np.nanmax(z):
+            ax.contour(x, y, z, levels=[level], colors="w", linewidths=1.2)
+        ax.set_xticks(x, [f"{b:g}" for b in betas])
+        ax.set(title=title, xlabel=r"$\beta$")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    axes[0].set_yticks(y, [f"{a:g}" for a in alphas])
+    axes[0].set_ylabel(r"$\alpha_{attn}$")
+    r0 = rows[0]
+    fig.suptitle(f"depth {r0['depth']}, T=d={r0['T']}: white contours mark rank collapse "
+                 "(cosine 0.9) and entropy collapse (S/ln T = 0.5)", fontsize=9)
+    stamp(fig, result, r0["samples"], r0["seed"])
+    fig.tight_layout(rect=(0, 0.03, 1, 0.95))
+    return fig
+
+
 def throughput(rows: list[dict]) -> Figure:
     """``sigprop bench`` rows: GFLOP/s of each implementation per size and dtype, with the
     machine's matrix-multiply ceiling as a line."""
@@ -83,16 +275,25 @@ def throughput(rows: list[dict]) -> Figure:
 #: figure name -> (claim id, drawing function)
 FIGURES: dict[str, tuple[str, Callable[[ClaimResult], Figure]]] = {
     "gap3_stable_rank": ("GAP-3", gap3_stable_rank),
+    "remf_ipr": ("REM-F", remf_ipr),
+    "remf_entropy": ("REM-F", remf_entropy),
+    "remf_cosine_map": ("REM-F", remf_cosine_map),
+    "rem4_deep": ("REM-4", rem4_deep),
+    "rem5_residual": ("REM-5", rem5_residual),
+    "rem_phase_map": ("REM-5", rem_phase_map),
 }
 
 
-def write_all(profile: str = "book", out: str | Path = "figures") -> list[Path]:
-    """Draw every figure from the (cached) claim results and write PNG and PDF files."""
+def write_all(profile: str = "book", out: str | Path = "figures",
+              names: list[str] | None = None) -> list[Path]:
+    """Draw the figures ``names`` (default: all) from the (cached) claim results and write PNG
+    and PDF files."""
+    chosen = {n: FIGURES[n] for n in (names or FIGURES)}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    claims = {r.id: r for r in verify(sorted({c for c, _ in FIGURES.values()}), profile)}
+    claims = {r.id: r for r in verify(sorted({c for c, _ in chosen.values()}), profile)}
     written = []
-    for name, (claim_id, draw) in FIGURES.items():
+    for name, (claim_id, draw) in chosen.items():
         fig = draw(claims[claim_id])
         for ext in ("png", "pdf"):
             path = out / f"{name}.{ext}"

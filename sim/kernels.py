@@ -307,8 +307,9 @@ def block(x, weights, ip, fp):
 # ----------------------------------------------------------------------------- observables
 
 @numba.njit(cache=True)
-def observe(x, out):
-    """Fill ``out[O_*]`` (not entropy/ipr) with the observables of tokens ``x`` (``T x d``)."""
+def observe(x, out, spectral=True):
+    """Fill ``out[O_*]`` (not entropy/ipr) with the observables of tokens ``x`` (``T x d``);
+    ``spectral=False`` skips the Gram eigenvalues (``stable_rank``, ``numerical_rank`` NaN)."""
     xx = x.astype(np.float64)
     T, d = xx.shape
     total = 0.0
@@ -342,6 +343,10 @@ def observe(x, out):
             v = xx[t, j] - colsum[j] / T
             dev += v * v
     out[O_CONSENSUS] = math.sqrt(dev / total)
+    if not spectral:
+        out[O_STABLE_RANK] = np.nan
+        out[O_NUMERICAL_RANK] = np.nan
+        return
     gram = np.dot(xx, xx.T) if T <= d else np.dot(xx.T, xx)
     lam = np.linalg.eigvalsh(gram)
     lam_max = lam[-1]
@@ -357,10 +362,10 @@ def observe(x, out):
 # ----------------------------------------------------------------------------- samples
 
 @numba.njit(cache=True)
-def run_sample(ip, fp, seed, proto, out):
+def run_sample(ip, fp, seed, proto, out, spectral=True):
     """One sample: fill ``out`` (``(depth + 1) x N_OBS``); row ``l`` is layer ``l``."""
     x = draw_input(ip, fp, seed, proto)
-    observe(x, out[0])
+    observe(x, out[0], spectral)
     out[0, O_ENTROPY] = np.nan
     out[0, O_IPR] = np.nan
     depth = ip[I_DEPTH]
@@ -370,7 +375,7 @@ def run_sample(ip, fp, seed, proto, out):
         if not shared and layer > 1:
             weights = draw_layer(ip, fp, seed, layer, proto)
         x, ent, ipr = block(x, weights, ip, fp)
-        observe(x, out[layer])
+        observe(x, out[layer], spectral)
         out[layer, O_ENTROPY] = ent
         out[layer, O_IPR] = ipr
 
@@ -384,6 +389,17 @@ def run_samples(ip, fp, seeds, proto):
     out = np.empty((n, ip[I_DEPTH] + 1, N_OBS))
     for i in prange(n):
         run_sample(ip, fp, seeds[i], proto, out[i])
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def run_samples_light(ip, fp, seeds, proto):
+    """``run_samples`` without the per-layer Gram eigenvalues (``stable_rank`` and
+    ``numerical_rank`` are NaN): the order parameters of deep stacks at a fraction of the cost."""
+    n = seeds.size
+    out = np.empty((n, ip[I_DEPTH] + 1, N_OBS))
+    for i in prange(n):
+        run_sample(ip, fp, seeds[i], proto, out[i], False)
     return out
 
 
@@ -450,5 +466,78 @@ def attention_samples(ip, fp, seeds, proto):
             out[i, 0, 6] += ent / T
             out[i, 0, 7] += ipr / T
         for k in range(len(ATTENTION_OBSERVABLES)):
+            out[i, 0, k] /= heads
+    return out
+
+
+# ----------------------------------------------------------------------------- rows kind
+
+ROW_OBSERVABLES = ("entropy", "ipr", "overlap")
+
+
+@numba.njit(cache=True)
+def _direct_projection(ip, fp, seed, matrix, proto):
+    """``X W`` (``heads x T x d_k``) of the layer-1 input ``X`` (isometric or simplex,
+    ``X X^T = d C``) for ``W = W_Q`` or ``W_K``, sampled directly: its columns are i.i.d.
+    ``N(0, qk^2 d C)``, so ``X W = sqrt(d) qk C^{1/2} N`` with ``N`` drawn ``heads x T x d_k``
+    from the stream ``(seed, 1, matrix)``. Equal in law to the forward pass's product."""
+    T, d, heads = ip[I_T], ip[I_D], ip[I_HEADS]
+    dk = d // heads
+    qk_std = math.sqrt(fp[F_BETA] * math.sqrt(math.log(T)) / d)
+    p = np.empty((heads, T, dk), dtype=np.float64)
+    rng.fill_normal(p, rng.stream_key(seed, 1, matrix), 0.0, qk_std * math.sqrt(d))
+    if ip[I_INPUT] == INPUT_SIMPLEX:
+        rho = fp[F_RHO]
+        a = math.sqrt(1.0 - rho)
+        b = math.sqrt(1.0 - rho + rho * T)
+        for h in range(heads):
+            mean = np.zeros(dk)
+            for t in range(T):
+                mean += p[h, t]
+            mean /= T
+            for t in range(T):
+                p[h, t] = a * (p[h, t] - mean) + b * mean
+    return p.astype(proto.dtype)
+
+
+@numba.njit(parallel=True, cache=True)
+def row_samples(ip, fp, seeds, proto):
+    """Row statistics of the layer-1 attention per sample (``samples x 1 x 3``), averaged over
+    heads: mean row ``entropy`` (nats), mean ``ipr`` ``sum_s A_ts^2`` and mean ``overlap``
+    ``sum_s A_ts A_t's`` over ordered pairs ``t != t'``.
+
+    Softmax attention on isometric/simplex input samples the projections ``X W_Q, X W_K``
+    directly (``_direct_projection``): ``T x d_k`` draws per matrix instead of ``d x d_k`` and no
+    input QR, equal in law to the forward pass (``sim.montecarlo`` checks the config).
+    ``markov`` attention uses its logits as in the forward pass."""
+    n = seeds.size
+    heads, T = ip[I_HEADS], ip[I_T]
+    causal = ip[I_CAUSAL] == 1
+    out = np.zeros((n, 1, len(ROW_OBSERVABLES)))
+    for i in prange(n):
+        if ip[I_ATTENTION] == ATT_SOFTMAX:
+            pq = _direct_projection(ip, fp, seeds[i], rng.W_Q, proto)
+            pk = _direct_projection(ip, fp, seeds[i], rng.W_K, proto)
+        else:
+            g = _normal((heads, T, T), seeds[i], 1, rng.LOGITS, -0.5 * fp[F_MARKOV_S] ** 2,
+                        fp[F_MARKOV_S], proto)
+        for h in range(heads):
+            if ip[I_ATTENTION] == ATT_SOFTMAX:
+                a = np.dot(pq[h], pk[h].T)
+                _scale_inplace(a, 1.0 / math.sqrt(pq.shape[2]))
+            else:
+                a = g[h].copy()
+            ent, ipr = _row_softmax(a, causal)
+            colsum = np.zeros(T)
+            for t in range(T):
+                for s in range(T):
+                    colsum[s] += a[t, s]
+            pairs = 0.0
+            for s in range(T):
+                pairs += colsum[s] * colsum[s]
+            out[i, 0, 0] += ent / T
+            out[i, 0, 1] += ipr / T
+            out[i, 0, 2] += (pairs - ipr) / (T * (T - 1.0))
+        for k in range(len(ROW_OBSERVABLES)):
             out[i, 0, k] /= heads
     return out

@@ -3,7 +3,8 @@
 ``simulate(config, samples, seed, kind)`` returns a ``Result``: per-sample observables
 (``samples x layers x observables``, float64) with the config, seed, sample count, kind and
 version that produced them. A *kind* names what is measured (``KINDS``): ``"forward"`` records
-``OBSERVABLES`` at every layer ``0 .. depth``; other kinds (registered by ``register_kind``)
+``OBSERVABLES`` at every layer ``0 .. depth``; ``"order"`` is ``"forward"`` without the rank
+observables (NaN there), for deep stacks; other kinds (registered by ``register_kind``)
 measure one object, such as the layer-1 attention matrix, and have one row.
 
 Sample ``i`` is seeded by ``SeedSequence(seed, spawn_key=(i,))`` and written to its own slot;
@@ -34,12 +35,14 @@ OBSERVABLES = kernels.OBSERVABLES
 @dataclass(frozen=True)
 class Kind:
     """What a Monte-Carlo run measures: ``kernel(ip, fp, seeds, proto)`` returns
-    ``len(seeds) x layers(config) x len(observables)`` float64 values."""
+    ``len(seeds) x layers(config) x len(observables)`` float64 values. ``check(config)`` raises
+    ``ValueError`` for configs the kind cannot measure."""
 
     name: str
     observables: tuple[str, ...]
     kernel: Callable[..., np.ndarray]
     layers: Callable[[Config], int]
+    check: Callable[[Config], None] | None = None
 
 
 KINDS: dict[str, Kind] = {}
@@ -51,8 +54,24 @@ def register_kind(kind: Kind) -> Kind:
 
 
 register_kind(Kind("forward", OBSERVABLES, kernels.run_samples, lambda c: c.depth + 1))
+register_kind(Kind("order", OBSERVABLES, kernels.run_samples_light, lambda c: c.depth + 1))
 register_kind(Kind("attention", kernels.ATTENTION_OBSERVABLES, kernels.attention_samples,
                    lambda c: 1))
+
+
+def _check_rows(config: Config) -> None:
+    if config.attention == "markov":
+        return
+    if config.attention != "softmax" or config.input not in ("isometric", "simplex") \
+            or config.norm == "pre":
+        raise ValueError(
+            "kind='rows' measures softmax attention on isometric or simplex input (norm post or "
+            "none) or markov attention; got "
+            f"attention={config.attention!r}, input={config.input!r}, norm={config.norm!r}")
+
+
+register_kind(Kind("rows", kernels.ROW_OBSERVABLES, kernels.row_samples, lambda c: 1,
+                   _check_rows))
 
 
 def get_kind(name: str) -> Kind:
@@ -84,6 +103,27 @@ def estimate(values: np.ndarray) -> Estimate:
     mean = float(np.mean(values)) if n else float("nan")
     se = float(np.std(values, ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
     return Estimate(mean, se, n)
+
+
+def estimate_function(fn: Callable[..., float], *columns: np.ndarray) -> Estimate:
+    """``fn(mean_1, mean_2, ...)`` of the sample means of ``columns`` (1-D, one value per
+    sample each) with its delta-method standard error (numerical gradient, sample covariance),
+    e.g. the ratio ``mean(p)/mean(q)``."""
+    data = np.array([np.asarray(c, dtype=np.float64) for c in columns])
+    n = data.shape[1]
+    means = data.mean(axis=1)
+    value = float(fn(*means))
+    if n < 2:
+        return Estimate(value, float("nan"), n)
+    grad = np.empty(len(means))
+    for k in range(len(means)):
+        step = 1e-6 * max(abs(means[k]), 1e-12)
+        up, down = means.copy(), means.copy()
+        up[k] += step
+        down[k] -= step
+        grad[k] = (fn(*up) - fn(*down)) / (2 * step)
+    cov = np.atleast_2d(np.cov(data, ddof=1))
+    return Estimate(value, float(np.sqrt(max(grad @ cov @ grad, 0.0) / n)), n)
 
 
 @dataclass(frozen=True)
@@ -147,6 +187,8 @@ def simulate(config: Config, samples: int, seed: int = 0, kind: str = "forward",
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk={chunk!r} must be an integer >= 1")
     spec = get_kind(kind)
+    if spec.check is not None:
+        spec.check(config)
     ip, fp, proto = kernels.encode(config)
     out = np.empty((samples, spec.layers(config), len(spec.observables)))
     with threadpool_limits(1), progress_bar(samples, "samples", progress) as bar:

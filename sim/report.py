@@ -32,21 +32,26 @@ def run_table(result: Result) -> str:
     head = (f"T={c.T} d={c.d} depth={c.depth} norm={c.norm} attention={c.attention} "
             f"beta={c.beta} samples={result.samples} seed={result.seed} "
             f"version={result.version}")
-    rows = [[str(row["layer"])] + [_cell(row[n]["mean"], row[n]["se"]) for n in RUN_COLUMNS]
+    columns = RUN_COLUMNS if result.kind == "forward" else result.observables
+    head += f" kind={result.kind}"
+    rows = [[str(row["layer"])] + [_cell(row[n]["mean"], row[n]["se"]) for n in columns]
             for row in result.layers()]
-    return head + "\n" + table(("layer",) + RUN_COLUMNS, rows)
+    return head + "\n" + table(("layer",) + tuple(columns), rows)
 
 
 def sweep_table(results: Sequence[Result]) -> str:
-    """Final-layer estimates of each point of a sweep."""
+    """Final-layer estimates of each point of a sweep (cosine, stable rank, entropy; or the
+    kind's own observables)."""
+    columns = ("cosine", "stable_rank", "entropy")
+    if results and results[0].kind != "forward":
+        columns = results[0].observables
     rows = []
     for r in results:
         last = r.layers()[-1]
         rows.append([f"T={r.config.T} d={r.config.d} beta={r.config.beta} "
                      f"norm={r.config.norm} depth={r.config.depth}"]
-                    + [_cell(last[n]["mean"], last[n]["se"]) for n in ("cosine", "stable_rank",
-                                                                       "entropy")])
-    return table(("config", "cosine", "stable_rank", "entropy"), rows)
+                    + [_cell(last[n]["mean"], last[n]["se"]) for n in columns])
+    return table(("config",) + tuple(columns), rows)
 
 
 def verdict_table(results: Sequence[ClaimResult]) -> str:

@@ -6,6 +6,8 @@ split over the run's ``n_tests`` comparisons (Bonferroni):
 
     passed  <=>  |estimate - prediction| <= z_crit * se + bias,   z_crit = Phi^{-1}(1 - rate/(2 n))
 
+When the standard error is itself estimated from few samples, pass ``dof`` (samples - 1): the
+critical value and the power quantile then come from Student's t with ``dof`` degrees of freedom.
 ``detectable`` is the smallest discrepancy the comparison rejects with probability ``POWER``
 (80%): ``(z_crit + Phi^{-1}(POWER)) * se + bias``. It is reported absolutely and relative to the
 prediction; a comparison whose relative detectable discrepancy exceeds ``RESOLUTION`` (5%) cannot
@@ -26,13 +28,23 @@ POWER = 0.8
 RESOLUTION = 0.05
 
 
-def critical_z(n_tests: int = 1, family_rate: float = FAMILY_RATE) -> float:
-    """Two-sided Bonferroni critical value for ``n_tests`` comparisons."""
+def _reference(dof: int | None):
+    if dof is None:
+        return stats.norm
+    if isinstance(dof, bool) or int(dof) != dof or dof < 1:
+        raise ValueError(f"dof={dof!r} must be an integer >= 1 (or None for a known SE)")
+    return stats.t(int(dof))
+
+
+def critical_z(n_tests: int = 1, family_rate: float = FAMILY_RATE,
+               dof: int | None = None) -> float:
+    """Two-sided Bonferroni critical value for ``n_tests`` comparisons (Student's t with ``dof``
+    degrees of freedom when given)."""
     if n_tests < 1:
         raise ValueError(f"n_tests={n_tests!r} must be >= 1")
     if not 0 < family_rate < 1:
         raise ValueError(f"family_rate={family_rate!r} must be in (0, 1)")
-    return float(stats.norm.isf(family_rate / (2 * n_tests)))
+    return float(_reference(dof).isf(family_rate / (2 * n_tests)))
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class Comparison:
     passed: bool
     label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    dof: int | None = None  # degrees of freedom of se (None: known se, normal reference)
 
     @property
     def detectable_relative(self) -> float:
@@ -80,18 +93,19 @@ def _jsonable(v: Any) -> Any:
 
 def compare(prediction: float, estimate: float, se: float, *, bias: float = 0.0,
             n_tests: int = 1, family_rate: float = FAMILY_RATE,
-            params: dict[str, Any] | None = None, label: str = "") -> Comparison:
+            params: dict[str, Any] | None = None, label: str = "",
+            dof: int | None = None) -> Comparison:
     """Compare ``prediction`` with ``estimate +- se`` (see the module docstring)."""
     if not (se > 0 and math.isfinite(se)):
         raise ValueError(f"se={se!r} must be positive and finite")
     if bias < 0:
         raise ValueError(f"bias={bias!r} must be >= 0")
-    z_crit = critical_z(n_tests, family_rate)
+    z_crit = critical_z(n_tests, family_rate, dof)
     diff = float(estimate) - float(prediction)
     passed = bool(math.isfinite(diff) and abs(diff) <= z_crit * se + bias)
-    detectable = (z_crit + float(stats.norm.ppf(POWER))) * se + bias
+    detectable = (z_crit + float(_reference(dof).ppf(POWER))) * se + bias
     return Comparison(dict(params or {}), float(prediction), float(estimate), float(se),
-                      float(bias), diff / se, z_crit, detectable, passed, label)
+                      float(bias), diff / se, z_crit, detectable, passed, label, dof=dof)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,19 @@ def test_run_json_has_every_field(capsys) -> None:
     assert set(obj["layers"][1]["cosine"]) == {"mean", "se"}
 
 
+def test_run_rows_kind(capsys) -> None:
+    code, out, _ = _run(capsys, "run", "--T", "8", "--d", "8", "--depth", "1", "--samples", "4",
+                        "--kind", "rows", "--json")
+    obj = json.loads(out)
+    assert code == 0 and obj["kind"] == "rows" and len(obj["layers"]) == 1
+    assert set(obj["layers"][0]) == {"layer", "entropy", "ipr", "overlap"}
+
+
+def test_figures_list(capsys) -> None:
+    code, out, _ = _run(capsys, "figures", "--list")
+    assert code == 0 and "gap3_stable_rank" in out and "remf_ipr" in out
+
+
 def test_run_table(capsys) -> None:
     code, out, _ = _run(capsys, "run", "--T", "8", "--d", "8", "--depth", "1", "--samples", "4")
     assert code == 0 and "stable_rank" in out and "seed=0" in out
@@ -65,6 +78,9 @@ def test_predict(capsys) -> None:
     (["predict", "nope"], "unknown prediction"),
     (["predict", "gap3_stable_rank_limit", "markov_s"], "KEY=VALUE"),
     (["frobnicate"], "frobnicate"),
+    (["figures", "nope"], "unknown figure"),
+    (["run", "--kind", "rows", "--input", "gaussian"], "kind='rows'"),
+    (["run", "--kind", "bogus"], "--kind"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, needle) -> None:
     code, out, err = _run(capsys, *argv)
@@ -136,7 +152,8 @@ def test_bench_json_rows(capsys, monkeypatch) -> None:
 
 def test_figures_are_written_and_stamped(capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SIGPROP_CACHE_DIR", str(tmp_path / "cache"))
-    code, out, _ = _run(capsys, "figures", "--profile", "quick", "--out", str(tmp_path / "f"))
+    code, out, _ = _run(capsys, "figures", "gap3_stable_rank", "--profile", "quick", "--out",
+                        str(tmp_path / "f"))
     assert code == 0
     written = sorted(p.name for p in (tmp_path / "f").iterdir())
     assert written == ["gap3_stable_rank.pdf", "gap3_stable_rank.png"]

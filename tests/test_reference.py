@@ -325,3 +325,68 @@ def test_engine_matches_reference_float32(config: Config) -> None:
                   kappa_max=KAPPA_MAX_FLOAT32)
     assert a.skipped_ill_conditioned == 0
     assert a.ok, "\n".join([repr(config)] + a.failures[:20])
+
+
+def _reference_rows(config: Config, sample_seed: np.uint64) -> list[np.ndarray]:
+    """Layer-1 attention matrices, head by head, as ``kind="rows"`` builds them: projections
+    ``X W = sqrt(d) qk C^{1/2} N`` drawn directly (softmax), logits as usual (markov)."""
+    if config.attention == "markov":
+        w = reference.draw_layer(config, sample_seed, 1)
+        return [reference.attention_probs(config, np.zeros((config.T, config.d)), w, h)
+                for h in range(config.heads)]
+    T, d, dk = config.T, config.d, config.d_k
+    std = math.sqrt(config.beta * math.sqrt(math.log(T)) / d) * math.sqrt(d)
+    rho = config.rho if config.input == "simplex" else 0.0
+    root = reference.simplex_sqrt(T, rho)
+    proj = [root @ reference.rng.normal((config.heads, T, dk), reference.rng.stream_key(
+        sample_seed, 1, matrix), 0.0, std)[h] for matrix in (reference.rng.W_Q,
+                                                             reference.rng.W_K)
+            for h in range(config.heads)]
+    mask = reference._mask(T, config.causal)
+    return [reference._softmax_rows(proj[h] @ proj[config.heads + h].T / math.sqrt(dk), mask)
+            for h in range(config.heads)]
+
+
+@pytest.mark.parametrize("config", [
+    Config(T=12, d=16, heads=2, depth=1, mlp=False, input="simplex", rho=0.3, beta=1.5),
+    Config(T=9, d=9, depth=1, mlp=False, causal=True, beta=3.0),
+    Config(T=10, d=4, depth=1, mlp=False, attention="markov", markov_s=1.2, input="gaussian"),
+])
+def test_row_kind_matches_reference(config: Config) -> None:
+    """``kind="rows"``: mean entropy, ipr and off-diagonal overlap of the layer-1 attention,
+    against the same statistics of the reference's attention matrices; a twin that averages the
+    overlap over all pairs (diagonal included) must differ."""
+    result = simulate(config, 3, seed=5, kind="rows", progress=False)
+    T = config.T
+    for i in range(3):
+        ent = ipr = overlap = overlap_all = 0.0
+        for a in _reference_rows(config, reference.rng.sample_seed(5, i)):
+            gram = a @ a.T
+            ent += reference._row_entropy(a).mean()
+            ipr += np.trace(gram) / T
+            overlap += (gram.sum() - np.trace(gram)) / (T * (T - 1))
+            overlap_all += gram.sum() / T**2
+        want = np.array([ent, ipr, overlap]) / config.heads
+        np.testing.assert_allclose(result.values[i, 0], want, rtol=1e-11, atol=1e-14)
+        assert abs(result.values[i, 0, 2] - overlap_all / config.heads) > 1e-6
+
+
+def test_row_kind_is_the_forward_law() -> None:
+    """The directly sampled projections have the law of the forward pass's ``X W``: the mean
+    ipr of ``kind="rows"`` and of ``kind="forward"`` (layer 1) agree within 5 combined SE over
+    independent samples, while the twin at ``1.1 beta`` does not."""
+    config = Config(T=16, d=16, depth=1, mlp=False, input="simplex", rho=0.2, beta=2.0)
+    rows = simulate(config, 3000, seed=1, kind="rows", progress=False).estimate("ipr", 0)
+    forward = simulate(config, 3000, seed=2, progress=False).estimate("ipr", 1)
+    twin = simulate(config.replace(beta=2.2), 3000, seed=1, kind="rows",
+                    progress=False).estimate("ipr", 0)
+    se = math.hypot(rows.se, forward.se)
+    assert abs(rows.mean - forward.mean) < 5 * se
+    assert abs(twin.mean - forward.mean) > 5 * math.hypot(twin.se, forward.se)
+
+
+def test_row_kind_rejects_what_it_cannot_measure() -> None:
+    for bad in (Config(T=8, d=8, input="gaussian"), Config(T=8, d=8, norm="pre"),
+                Config(T=8, d=8, attention="uniform")):
+        with pytest.raises(ValueError, match="kind='rows'"):
+            simulate(bad, 1, kind="rows", progress=False)

@@ -37,6 +37,24 @@ def test_false_fail_rate_is_calibrated() -> None:
     assert 0.035 < fails / n < 0.075
 
 
+def test_student_t_is_calibrated_for_few_samples() -> None:
+    """With 5 samples per estimate the normal critical value fails far too often; Student's t
+    with 4 degrees of freedom holds the stated 5% rate."""
+    rng = np.random.default_rng(3)
+    n, m = 4000, 5
+    fails_t = fails_normal = 0
+    for _ in range(n):
+        x = rng.normal(0.0, 1.0, m)
+        se = x.std(ddof=1) / math.sqrt(m)
+        fails_t += not stats.compare(0.0, x.mean(), se, family_rate=0.05, dof=m - 1).passed
+        fails_normal += not stats.compare(0.0, x.mean(), se, family_rate=0.05).passed
+    assert 0.04 < fails_t / n < 0.06
+    assert fails_normal / n > 0.08
+    assert stats.critical_z(1, 0.05, dof=4) > stats.critical_z(1, 0.05)
+    with pytest.raises(ValueError, match="dof"):
+        stats.critical_z(1, 0.05, dof=0)
+
+
 def test_detectable_is_the_80_percent_power_discrepancy() -> None:
     c = stats.compare(1.0, 1.0, 0.01, n_tests=1)
     rng = np.random.default_rng(2)

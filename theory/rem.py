@@ -760,6 +760,8 @@ def _ipr_function(mode, beta: float, T: int) -> Callable[[float, float], float]:
         return mode
     if mode == "asymptotic":
         def asym(qq: float, pp: float) -> float:
+            if qq * (qq - pp) <= 0.0:  # identical tokens: beta_c = inf, a uniform row
+                return 0.0
             with np.errstate(divide="ignore", invalid="ignore"):
                 return float(_generated().ipr_asymptotic(beta, qq, min(pp, qq)))
         return asym

@@ -80,7 +80,7 @@ def register(claim: Claim) -> Claim:
 
 
 def _load_all() -> None:
-    from sim.claims import gap  # noqa: F401  (registers on import)
+    from sim.claims import gap, rem  # noqa: F401  (registers on import)
 
 
 def all_claims() -> dict[str, Claim]:
@@ -97,10 +97,13 @@ def get_claim(claim_id: str) -> Claim:
 
 def verify(ids: Iterable[str] | None = None, profile: str = "book",
            executor: Any = "serial") -> list[ClaimResult]:
-    """Run the claims ``ids`` (all when empty) under ``profile``."""
+    """Run the claims ``ids`` (all when empty) under ``profile`` (through the claim cache,
+    ``sim.claim_cache``)."""
+    from sim.claim_cache import run_claim
+
     check_profile(profile)
     claims = [get_claim(i) for i in ids] if ids else list(all_claims().values())
-    return [c.run(profile, executor=executor) for c in claims]
+    return [run_claim(c.id, profile, executor=executor) for c in claims]
 
 
 def decide(comparisons: list[Comparison], mutations: list[Comparison]) -> str:
