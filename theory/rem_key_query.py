@@ -33,39 +33,68 @@ The rows of ``g`` over the ``d_k`` coordinates are i.i.d. ``N(0, qk^2 d C)``,
 the independent ``W_V`` has ``E p_S/E q_S = (rho + (1-rho) E overlap)/(rho + (1-rho) E ipr)``
 exactly (rows of ``A`` sum to one), at any ``d``.
 
-Numerics. ``V`` and the Wishart matrix (Bartlett: ``W = A L L^T A^T``, ``A`` the Cholesky factor
-of ``C``, ``L = [[c1, 0], [n, c2]]``, ``c1^2 ~ chi2_{d_k}``, ``c2^2 ~ chi2_{d_k - 1}``,
-``n ~ N(0, 1)`` independent) are integrated by tensor-product Gauss rules (generalised
-Gauss-Laguerre in ``c^2/2``, Gauss-Hermite in ``n``), the node counts increased until two
-successive rules agree to ``_MIXTURE_TOL``. ``row_overlap_general`` uses the double Laplace
-representation of ``rem.row_overlap`` with one ``tau`` lattice per row; the shared Gaussian part
-is split so that one step of the shared variable moves each lattice by one step.
+Numerics. ``row_overlap_general`` uses the double Laplace representation of ``rem.row_overlap``
+(``1/(S S') = int int e^{-aS - bS'} da db``), trapezoidal rules on one ``ln a``, ``ln b`` lattice
+per row (step 0.25: the integrands are analytic in a strip, errors ~1e-13) and in the shared
+Gaussian part of the two scores, split so that one step of the shared variable moves each lattice
+by one step (or conditioning on the row with the smaller standard deviation).
+
+The mixtures are product rules refined until two successive rules agree to ``_MIXTURE_TOL``
+(1e-9, relative; the finer rule is returned, typically good to ~1e-11). A chi2 variable,
+``x = c^2/2 ~ Gamma(shape)``, uses generalised Gauss-Laguerre (``scipy.special.roots_genlaguerre``)
+for ``shape >= 8``; for smaller shapes Gauss-Laguerre converges only root-exponentially (the
+integrands are smooth but not entire: an expectation over a Gaussian of variance ``v`` is not
+analytic at ``v = 0``), and a trapezoidal rule in ``ln x`` is used instead. The Wishart matrix is
+``W = C^{1/2} W_0 C^{1/2}``, ``W_0 ~ Wishart_2(d_k, I)`` in Bartlett form ``L L^T``,
+``L = [[c_1, 0], [n, c_2]]`` (``c_1^2 ~ chi2_{d_k}``, ``c_2^2 ~ chi2_{d_k - 1}``,
+``n ~ N(0, 1)``), with ``(n, c_2)`` in polar coordinates ``R (u, sqrt(1 - u^2))`` and then
+``(c_1^2, R^2)`` as trace ``tau ~ chi2_{2 d_k}`` and split ``v = (c_1^2 - R^2)/tau``: ``tau``,
+``v`` and ``u`` are independent, ``v`` and ``u`` Beta-distributed on ``[-1, 1]`` (Gauss-Jacobi).
+In the plain Bartlett variables the integrand has complex singularities in ``n`` at distance
+``~c_2`` from the real axis (where the second row's variance vanishes) and Gauss-Hermite in ``n``
+converges slowly (errors ~1e-5 with 16 nodes at ``d_k = 8``); in these coordinates the
+singularities sit at the ends of the ranges, where the densities vanish. Cost (overlap
+evaluations of ~2-7 ms each, all levels tried): ~50-150 at ``d_k >= 1024``, ~600 at ``d_k = 64``,
+~1200 at ``d_k = 16``, ~4400 at ``d_k = 8`` (~30 s); below ``d_k = 8`` (log-trapezoid) ~10^4.
 """
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
+import sympy as sp
 from scipy import special
 
+from theory import rem
+from theory.predictions import Prediction, register
 from theory.rem import (
-    _HERMITE,
     _HERMITE_BELOW,
+    _LAPLACE,
+    _SIGMA_LN,
     RowStatistics,
+    Values,
     _check_t,
     _free_energy,
+    _generated,
     _psi,
     _psi_tail,
     _smooth_lattice,
+    _vectorised,
     row_overlap,
     row_statistics,
+    score_std,
 )
 
 _STEP = 0.25  # ln a, ln b lattice step (errors ~3e-13 at 0.25, 2e-9 at 0.3; tests)
 _EDGE_TOL = 1e-17  # integrands at the edges of the initial range, relative to their peak
 _KEEP_TOL = 1e-19  # the 2-D integral is restricted to where the marginal integrand exceeds this
+# Gauss-Hermite (probability weights) for Gaussian smoothing or shifts of standard deviation
+# < 0.3: the error is ~ n! (2 sd^2/pi^2)^n (psi is analytic in a strip of half-width pi/2),
+# ~1e-15 at 20 nodes
+_HERMITE_SMALL = (np.polynomial.hermite_e.hermegauss(20)[0],
+                  np.polynomial.hermite_e.hermegauss(20)[1] / math.sqrt(2 * math.pi))
 
 
 def _psi1(x: np.ndarray) -> np.ndarray:
@@ -118,9 +147,13 @@ def _lines(j0: int, n: int, own: float, shifts: np.ndarray, lattice: bool,
         if shifts[0] > 0:  # negative correlation: the shift runs the other way
             out = [v[:, ::-1] for v in out]
         return np.ascontiguousarray(out[0]), np.ascontiguousarray(out[1])
+    x = (j0 + np.arange(n))[:, None] * h + shifts[None, :]
     if own == 0.0:
-        x = (j0 + np.arange(n))[:, None] * h + shifts[None, :]
         return _psi1(x), _psi_tail(x)
+    if own < _HERMITE_BELOW:  # small smoothing: Gauss-Hermite, all nodes at once
+        v, w = _HERMITE_SMALL
+        x = x[:, :, None] + own * v
+        return _psi1(x) @ w, _psi_tail(x) @ w
     return tuple(np.stack([_smooth_lattice(fn, j0 * h + s, n, h, own) for s in shifts], axis=1)
                  for fn in (_psi1, _psi_tail))
 
@@ -139,8 +172,7 @@ def _overlap_integral(T: int, stds: tuple[float, float], shared: tuple[float, fl
         weights = dz * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
         lattice = (True, shared[1] == shared[0])
     else:
-        z, w = _HERMITE
-        weights = w / math.sqrt(2 * math.pi)
+        z, weights = _HERMITE_SMALL
         lattice = (False, False)
     axes = []
     for i in range(2):
@@ -200,9 +232,12 @@ def row_overlap_general(T: int, std_1: float, std_2: float, correlation: float,
 
 _MIXTURE_TOL = 1e-9  # two successive rules must agree to this, relative
 _LAGUERRE_FROM = 8.0  # Gamma shape from which Gauss-Laguerre is used (log-trapezoid below)
-# refinement levels: Gauss-Laguerre nodes, log-trapezoid step, Gauss-Jacobi nodes
-_LEVELS = ((4, 0.6, 4), (6, 0.45, 5), (8, 0.35, 6), (12, 0.28, 8), (16, 0.22, 10),
-           (20, 0.17, 12), (24, 0.13, 16), (32, 0.1, 20), (48, 0.08, 24))
+# refinement levels (Gamma rule, Gauss-Jacobi nodes): Gauss-Laguerre nodes for shapes >= 8,
+# log-trapezoid steps below
+_LAGUERRE_LEVELS = ((3, 3), (4, 4), (6, 5), (8, 6), (12, 8), (16, 10), (20, 12), (24, 16),
+                    (32, 20), (48, 24), (64, 32))
+_LOG_LEVELS = ((0.45, 6), (0.38, 8), (0.32, 10), (0.28, 12), (0.24, 16), (0.2, 20),
+               (0.16, 24), (0.13, 32))
 _LOG_CUT = 30.0  # log-trapezoid: nodes where x e^{-x} x^{shape-1} is within e^{-30} of its peak
 
 
@@ -243,32 +278,37 @@ def _gamma_expectation_rule(shape: float, level: int) -> tuple[np.ndarray, np.nd
     ``shape >= 8`` (where it converges fast), the log-trapezoid below (where Gauss-Laguerre,
     being polynomial, converges only root-exponentially for integrands that are not entire)."""
     if shape >= _LAGUERRE_FROM:
-        return _gamma_rule(_LEVELS[level][0], shape)
-    return _log_gamma_rule(_LEVELS[level][1], shape)
+        return _gamma_rule(_LAGUERRE_LEVELS[level][0], shape)
+    return _log_gamma_rule(_LOG_LEVELS[level][0], shape)
 
 
-def _jacobi_rule(exponent: float, level: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Jacobi probability rule on ``[-1, 1]`` for the density ``~ (1 - u^2)^exponent``."""
-    u, w = special.roots_jacobi(_LEVELS[level][2], exponent, exponent)
+def _levels(shape: float) -> tuple[tuple[float, int], ...]:
+    return _LAGUERRE_LEVELS if shape >= _LAGUERRE_FROM else _LOG_LEVELS
+
+
+def _jacobi_rule(exponent: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n``-point Gauss-Jacobi probability rule on ``[-1, 1]`` for the density
+    ``~ (1 - u^2)^exponent``."""
+    u, w = special.roots_jacobi(n, exponent, exponent)
     return u, w / w.sum()
 
 
-def _start_level(nodes: float, laguerre: bool) -> int:
-    """The finest level whose node count (Laguerre if ``laguerre`` else Jacobi) is at most
-    ``nodes`` (rules of thumb for where to start refining, fitted to ``_MIXTURE_TOL``)."""
-    column = 0 if laguerre else 2
-    return max([i for i, lv in enumerate(_LEVELS) if lv[column] <= nodes], default=0)
+def _start_level(nodes: float, column: int) -> int:
+    """The finest Gauss-Laguerre level whose node count in ``column`` (0: Laguerre, 1: Jacobi)
+    is at most ``nodes`` (rules of thumb for where to start refining, fitted to
+    ``_MIXTURE_TOL``)."""
+    return max([i for i, lv in enumerate(_LAGUERRE_LEVELS) if lv[column] <= nodes], default=0)
 
 
-def _refine(evaluate, start: int, tol: float, what: str):
-    """Evaluate successive rules from level ``start`` until two agree to ``tol`` (relative,
-    elementwise); return the finer one."""
+def _refine(evaluate, start: int, stop: int, tol: float, what: str) -> tuple[np.ndarray, int]:
+    """Evaluate successive rules at levels ``start, ..., stop - 1`` until two agree to ``tol``
+    (relative, elementwise); return the finer one and its level."""
     previous = None
-    for level in range(start, len(_LEVELS)):
+    for level in range(start, stop):
         value = np.asarray(evaluate(level), dtype=float)
         if previous is not None and np.all(np.abs(value - previous)
                                            <= tol * np.abs(value) + 1e-300):
-            return value
+            return value, level
         previous = value
     raise RuntimeError(f"{what}: the mixture rule did not converge to {tol}")
 
@@ -307,22 +347,27 @@ def key_query_row_statistics(T: int, d_k: int | float | None, score_std: float, 
     sigma = _check_std("score_std", score_std)
     if dk == math.inf or sigma == 0.0:
         return row_statistics(T, sigma)
-    return _row_mixture(T, dk, sigma, float(tol))
+    return _row_mixture(T, dk, sigma, float(tol))[0]
+
+
+def _row_level(T: int, d_k: int, sigma: float, level: int) -> np.ndarray:
+    """``E_V`` of (ipr, ipr^2, entropy, normalisation) by the chi2 rule at ``level``."""
+    shape = d_k / 2  # V = chi2_{d_k}/d_k = x/shape, x ~ Gamma(shape)
+    x, w = _gamma_expectation_rule(shape, level)
+    rows = [row_statistics(T, sigma * math.sqrt(xi / shape)) for xi in x]
+    return w @ np.array([[r.ipr, r.ipr_second_moment, r.entropy, r.normalisation] for r in rows])
+
+
+def _row_start(d_k: int) -> int:
+    shape = d_k / 2
+    return _start_level(1.0 + 28.0 / math.sqrt(shape), 0) if shape >= _LAGUERRE_FROM else 1
 
 
 @lru_cache(maxsize=4096)
-def _row_mixture(T: int, d_k: int, sigma: float, tol: float) -> RowStatistics:
-    shape = d_k / 2  # V = chi2_{d_k}/d_k = x/shape, x ~ Gamma(shape)
-
-    def evaluate(level: int) -> np.ndarray:
-        x, w = _gamma_expectation_rule(shape, level)
-        rows = [row_statistics(T, sigma * math.sqrt(xi / shape)) for xi in x]
-        return w @ np.array([[r.ipr, r.ipr_second_moment, r.entropy, r.normalisation]
-                             for r in rows])
-
-    start = _start_level(1.0 + 28.0 / math.sqrt(shape), True) if shape >= _LAGUERRE_FROM else 2
-    ipr, ipr2, entropy, normalisation = _refine(evaluate, start, tol, "key_query_row_statistics")
-    return RowStatistics(T, sigma, float(ipr), float(ipr2), float(entropy), float(normalisation))
+def _row_mixture(T: int, d_k: int, sigma: float, tol: float) -> tuple[RowStatistics, int]:
+    fields, level = _refine(lambda lv: _row_level(T, d_k, sigma, lv), _row_start(d_k),
+                            len(_levels(d_k / 2)), tol, "key_query_row_statistics")
+    return RowStatistics(T, sigma, *(float(f) for f in fields)), level
 
 
 # ----------------------------------------------------------------------------- two rows
@@ -343,14 +388,15 @@ def _wishart_nodes(d_k: int, rho: float, level: int, drop: float) -> np.ndarray:
     and Gauss-Hermite converges slowly. ``v -> -v`` swaps the rows, so only ``v >= 0`` is
     evaluated (weights doubled)."""
     x, wx = _gamma_expectation_rule(float(d_k), level)  # tau/2 ~ Gamma(d_k)
-    v, wv = _jacobi_rule(d_k / 2 - 1.0, level)
+    n_angle = _levels(d_k)[level][1]
+    v, wv = _jacobi_rule(d_k / 2 - 1.0, n_angle)
     half = v > 1e-12
     keep_v = half | (np.abs(v) <= 1e-12)
     v, wv = np.where(half, v, 0.0)[keep_v], np.where(half, 2.0 * wv, wv)[keep_v]
     if d_k == 1:
         u, wu = np.array([-1.0, 1.0]), np.array([0.5, 0.5])
     else:
-        u, wu = _jacobi_rule((d_k - 3) / 2, level)
+        u, wu = _jacobi_rule((d_k - 3) / 2, n_angle)
     tau = (2.0 * x / d_k)[:, None, None]
     sq1, sq2 = tau * (1 + v[None, :, None]) / 2, tau * (1 - v[None, :, None]) / 2
     cross = np.sqrt(sq1 * sq2) * u[None, None, :]  # c_1 R u / d_k
@@ -384,20 +430,173 @@ def key_query_overlap(T: int, d_k: int | float | None, score_std: float, rho: fl
         return 1.0 / T
     if dk == math.inf:
         return row_overlap(T, sigma, r) if r >= 0 else row_overlap_general(T, sigma, sigma, r)
-    return _overlap_mixture(T, dk, sigma, r, float(tol))
+    return _overlap_mixture(T, dk, sigma, r, float(tol))[0]
+
+
+def _overlap_level(T: int, d_k: int, sigma: float, rho: float, level: int,
+                   tol: float = _MIXTURE_TOL) -> float:
+    """``E_W row_overlap_general`` by the Wishart rule at ``level`` (nodes of total weight
+    ``<= 1e-3 tol/T`` left out)."""
+    w11, w22, w12, w = _wishart_nodes(d_k, rho, level, drop=1e-3 * tol / T)
+    total = 0.0
+    for a, b, c, weight in zip(w11, w22, w12, w, strict=True):
+        corr = min(max(c / math.sqrt(a * b), -1.0), 1.0) if a * b > 0 else 0.0
+        total += weight * row_overlap_general(T, sigma * math.sqrt(a), sigma * math.sqrt(b), corr)
+    return total
+
+
+def _overlap_start(d_k: int) -> int:
+    return _start_level(1.0 + 25.0 / math.sqrt(d_k), 1) if d_k >= _LAGUERRE_FROM else 2
 
 
 @lru_cache(maxsize=4096)
-def _overlap_mixture(T: int, d_k: int, sigma: float, rho: float, tol: float) -> float:
-    def evaluate(level: int) -> float:
-        w11, w22, w12, w = _wishart_nodes(d_k, rho, level, drop=1e-3 * tol / T)
-        total = 0.0
-        for a, b, c, weight in zip(w11, w22, w12, w, strict=True):
-            corr = min(max(c / math.sqrt(a * b), -1.0), 1.0) if a * b > 0 else 0.0
-            total += weight * row_overlap_general(T, sigma * math.sqrt(a), sigma * math.sqrt(b),
-                                                  corr)
-        return total
+def _overlap_mixture(T: int, d_k: int, sigma: float, rho: float, tol: float) -> tuple[float, int]:
+    value, level = _refine(lambda lv: _overlap_level(T, d_k, sigma, rho, lv, tol),
+                           _overlap_start(d_k), len(_levels(d_k)), tol, "key_query_overlap")
+    return float(value), level
 
-    start = (_start_level(1.0 + 25.0 / math.sqrt(d_k), False) if d_k >= _LAGUERRE_FROM
-             else 3)
-    return float(_refine(evaluate, start, tol, "key_query_overlap"))
+
+# ----------------------------------------------------------------------------- evaluators
+
+def _statistics(T: float, d_k: float, beta: float, rho: float) -> RowStatistics:
+    T, d_k, beta, rho = (float(v) for v in (T, d_k, beta, rho))  # plain floats in messages
+    Ti, dk, b, r = _check_t(T), _check_dk(d_k), _check_std("beta", beta), _check_rho(rho)
+    return key_query_row_statistics(Ti, dk, score_std(Ti, b, 1.0, r))
+
+
+def _check_rho(rho: float) -> float:
+    r = float(rho)
+    if not 0.0 <= r <= 1.0:
+        raise ValueError(f"rho={rho!r} must be in [0, 1]")
+    return r
+
+
+def ipr_key_query(T: Values, d_k: Values, beta: Values, rho: Values = 0.0) -> Values:
+    """Exact ``E ipr`` of a key-query softmax row at finite ``T`` and head dimension ``d_k``
+    (simplex tokens with cosine ``rho``; broadcasts over all arguments; ``d_k = inf`` is
+    ``rem.ipr_finite``)."""
+    return _vectorised(lambda t, k, b, r: _statistics(t, k, b, r).ipr, T, d_k, beta, rho)
+
+
+def ipr_variance_key_query(T: Values, d_k: Values, beta: Values, rho: Values = 0.0) -> Values:
+    """Exact ``Var ipr`` of one key-query row (over the weights and the row's scores)."""
+    return _vectorised(lambda t, k, b, r: _statistics(t, k, b, r).ipr_variance, T, d_k, beta,
+                       rho)
+
+
+def entropy_ratio_key_query(T: Values, d_k: Values, beta: Values, rho: Values = 0.0) -> Values:
+    """Exact ``E entropy / ln T`` of a key-query softmax row."""
+    return _vectorised(lambda t, k, b, r: _statistics(t, k, b, r).entropy / math.log(t), T, d_k,
+                       beta, rho)
+
+
+def _overlap_one(T: float, d_k: float, beta: float, rho: float) -> float:
+    T, d_k, beta, rho = (float(v) for v in (T, d_k, beta, rho))  # plain floats in messages
+    Ti, dk, b, r = _check_t(T), _check_dk(d_k), _check_std("beta", beta), _check_rho(rho)
+    return key_query_overlap(Ti, dk, score_std(Ti, b, 1.0, r), r)
+
+
+def overlap_key_query(T: Values, d_k: Values, beta: Values, rho: Values) -> Values:
+    """Exact ``E sum_s A_ts A_t's`` (``t != t'``) of a key-query head of dimension ``d_k`` on
+    simplex tokens with cosine ``rho`` (``d_k = inf`` is ``rem.overlap_finite``)."""
+    return _vectorised(_overlap_one, T, d_k, beta, rho)
+
+
+def cosine_ratio_key_query(T: Values, d_k: Values, beta: Values, rho: Values) -> Values:
+    """``E p_S / E q_S = (rho + (1-rho) E overlap)/(rho + (1-rho) E ipr)`` of the output
+    ``A X W_V`` of one key-query head, averaged exactly over ``W_V`` (independent of ``W_Q``,
+    ``W_K``; any ``d``)."""
+    def one(t, k, b, r):
+        y2, o = _statistics(t, k, b, r).ipr, _overlap_one(t, k, b, r)  # validate first
+        return float(_generated().cosine_ratio(float(r), y2, o))
+    return _vectorised(one, T, d_k, beta, rho)
+
+
+# ----------------------------------------------------------------------------- registry
+
+_DK = sp.Symbol("d_k", positive=True, integer=True)
+
+
+@cache
+def derive_general_overlap_representation() -> tuple[sp.Expr, tuple[sp.Symbol, ...]]:
+    """``row_overlap_general`` as an unevaluated integral, and its symbols ``(std_1, std_2,
+    correlation)``: ``T int int E[w w' e^{-aw - bw'}] E[e^{-aw - bw'}]^{T-1} da db`` with
+    ``(g, g') = (s_1 z, s_2 (r z + sqrt(1 - r^2) z_2))``."""
+    z, z2 = sp.symbols("z z_2", real=True)
+    a, b = sp.symbols("a b", positive=True)
+    s1, s2 = sp.symbols("s_1 s_2", nonnegative=True)
+    r = sp.Symbol("r", real=True)
+    gauss = lambda x: sp.exp(-x**2 / 2) / sp.sqrt(2 * sp.pi)
+    g1, g2 = s1 * z, s2 * (r * z + sp.sqrt(1 - r**2) * z2)
+    pair = lambda f: sp.Integral(f * gauss(z) * gauss(z2), (z, -sp.oo, sp.oo),
+                                 (z2, -sp.oo, sp.oo))
+    laplace2 = sp.exp(-a * sp.exp(g1) - b * sp.exp(g2))
+    expr = rem.T * sp.Integral(pair(sp.exp(g1 + g2) * laplace2) * pair(laplace2) ** (rem.T - 1),
+                           (a, 0, sp.oo), (b, 0, sp.oo))
+    return expr, (s1, s2, r)
+
+
+@cache
+def derive_key_query_representations() -> dict[str, sp.Expr]:
+    """REM-F at finite ``d_k`` as unevaluated integrals: ``ipr`` and ``entropy`` (per ``ln T``)
+    over ``V ~ chi2_{d_k}/d_k``; ``overlap`` over the two squared lengths ``c_1^2, c_2^2 ~
+    chi2_{d_k}`` and the angle cosine ``u`` of two independent ``N(0, I_{d_k})`` vectors
+    ``h_1, h_2``, with ``g_t = a h_1 + b h_2``, ``g_t' = b h_1 + a h_2`` (``[[a, b], [b, a]] =
+    C^{1/2}``), ``W = (g_i . g_j)``."""
+    v = sp.Symbol("V", positive=True)
+    chi2 = ((_DK / 2) ** (_DK / 2) * v ** (_DK / 2 - 1) * sp.exp(-_DK * v / 2)
+            / sp.gamma(_DK / 2))
+    sigma = _LAPLACE["sigma"]
+    mixture = lambda e: sp.Integral(e.subs(sigma, _SIGMA_LN * sp.sqrt(v)) * chi2, (v, 0, sp.oo))
+    c1, c2 = sp.symbols("c_1 c_2", positive=True)
+    u = sp.Symbol("u", real=True)
+    chi = lambda c: c ** (_DK - 1) * sp.exp(-c**2 / 2) / (2 ** (_DK / 2 - 1) * sp.gamma(_DK / 2))
+    angle = (1 - u**2) ** ((_DK - 3) / 2) / sp.beta(sp.Rational(1, 2), (_DK - 1) / 2)
+    al = (sp.sqrt(1 + rem.rho) + sp.sqrt(1 - rem.rho)) / 2
+    be = (sp.sqrt(1 + rem.rho) - sp.sqrt(1 - rem.rho)) / 2
+    cross = c1 * c2 * u
+    w11 = al**2 * c1**2 + 2 * al * be * cross + be**2 * c2**2
+    w22 = be**2 * c1**2 + 2 * al * be * cross + al**2 * c2**2
+    w12 = al * be * (c1**2 + c2**2) + (al**2 + be**2) * cross
+    general, (s1, s2, r) = derive_general_overlap_representation()
+    inner = general.subs({s1: _SIGMA_LN * sp.sqrt(w11 / _DK), s2: _SIGMA_LN * sp.sqrt(w22 / _DK),
+                          r: w12 / sp.sqrt(w11 * w22)})
+    overlap_expr = sp.Integral(inner * chi(c1) * chi(c2) * angle, (c1, 0, sp.oo),
+                               (c2, 0, sp.oo), (u, -1, 1))
+    return {"ipr": mixture(_LAPLACE["ipr"]),
+            "entropy": mixture(_LAPLACE["entropy"]) / sp.log(rem.T),
+            "overlap": overlap_expr}
+
+
+_ASSUMPTIONS = ("one softmax head of dimension d_k; W_Q, W_K independent with i.i.d. "
+                "N(0, beta sqrt(ln T)/d) entries; tokens on a simplex (|x_t|^2 = d, "
+                "x_t.x_s = rho d, T <= d, 0 <= rho <= 1); exact at finite T and d_k "
+                "(d_k = inf: the d -> inf REM-F law)")
+_KQ = derive_key_query_representations()
+_KQ_ARGS = (rem.T, _DK, rem.beta, rem.rho)
+
+register(Prediction(
+    "remf_ipr_key_query", "REM-F",
+    "exact E sum_s A_ts^2 of a key-query softmax row at finite T and head dimension d_k "
+    "(chi2_{d_k}/d_k mixture of the REM-F row integral)",
+    ("T", "d_k", "beta", "rho"), _ASSUMPTIONS, ipr_key_query, _KQ["ipr"]))
+register(Prediction(
+    "remf_entropy_key_query", "REM-F",
+    "exact E[row entropy]/ln T of a key-query softmax row at finite T and head dimension d_k "
+    "(chi2_{d_k}/d_k mixture)",
+    ("T", "d_k", "beta", "rho"), _ASSUMPTIONS, entropy_ratio_key_query, _KQ["entropy"]))
+register(Prediction(
+    "remf_overlap_key_query", "REM-F",
+    "exact E sum_s A_ts A_t's (t != t') of a key-query head at finite T and d_k (Wishart_2 "
+    "mixture of the overlap of rows with unequal score variances and correlation W_12/sqrt(W_11 "
+    "W_22))",
+    ("T", "d_k", "beta", "rho"), _ASSUMPTIONS, overlap_key_query, _KQ["overlap"]))
+register(Prediction(
+    "remf_cosine_ratio_key_query", "REM-F",
+    "E p_S / E q_S of the output A X W_V of one key-query head: (rho + (1-rho) E overlap)/(rho + "
+    "(1-rho) E ipr) with the finite-d_k ipr and overlap",
+    ("T", "d_k", "beta", "rho"),
+    _ASSUMPTIONS + "; W_V independent of W_Q, W_K (averaged over exactly)",
+    cosine_ratio_key_query,
+    rem.derive_cosine_ratio().subs({rem.overlap: sp.Function("E_overlap")(*_KQ_ARGS),
+                                    rem.ipr: sp.Function("E_ipr")(*_KQ_ARGS)})))
