@@ -28,8 +28,9 @@ import os
 import tempfile
 import tomllib
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -130,6 +131,24 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Write ``path`` atomically: ``write(f)`` fills a temp file in the same directory, which is
+    fsynced and renamed over ``path``; on any error the temp file is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
 class Cache:
     """A content-addressed store of ``Result``s under ``root`` (default ``cache_dir()``)."""
 
@@ -220,18 +239,6 @@ class Cache:
         key = hashlib.sha256(_dumps(identity).encode()).hexdigest()
         meta = _dumps({**identity, "key": key, "shape": list(values.shape), "dtype": "float64"})
         path = self._path_of(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=TEMP_SUFFIX, dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, values=values, meta=np.array(meta),
-                         checksum=np.array(_checksum(meta, values)))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(path.parent)
+        atomic_write(path, lambda f: np.savez(f, values=values, meta=np.array(meta),
+                                              checksum=np.array(_checksum(meta, values))))
         return path

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import pickle
-import tempfile
 import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sim.cache import CacheCorruptionWarning, cache_dir
+from sim.cache import CacheCorruptionWarning, atomic_write, cache_dir
 from sim.claims import ClaimResult, get_claim
 from sim.profiles import check_profile
 from sim.version import VERSION
@@ -67,18 +65,8 @@ def _load(path: Path) -> ClaimResult | None:
 
 def _store(path: Path, result: ClaimResult) -> None:
     payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(hashlib.sha256(payload).hexdigest().encode() + b"\n"
+                                         + payload))
 
 
 def run_claim(claim_id: str, profile: str = "book", executor: Any = "serial") -> ClaimResult:

@@ -69,9 +69,12 @@ def _dense(values: list[float], per_gap: int = 3) -> np.ndarray:
     return np.concatenate(pieces + [v[-1:]])
 
 
-def _side_by_side(rows: list[dict], value: str, se: str, finite: Callable[[int, np.ndarray],
-                  np.ndarray], asymptotic: Callable[[np.ndarray], np.ndarray], ylabel: str,
+def _side_by_side(result: ClaimResult, rows: list[dict], value: str, se: str,
+                  finite: Callable[[int, np.ndarray], np.ndarray],
+                  asymptotic: Callable[[np.ndarray], np.ndarray], ylabel: str,
                   title: str) -> Figure:
+    """Simulation per ``T`` against ``beta``: left with the finite theory, right with the
+    asymptotic law; stamped with ``result``'s provenance."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
     groups = _by(rows, "T")
     colors = plt.cm.viridis(np.linspace(0.05, 0.85, len(groups)))
@@ -91,6 +94,8 @@ def _side_by_side(rows: list[dict], value: str, se: str, finite: Callable[[int, 
     for ax in (left, right):
         ax.axvline(np.sqrt(2), color="0.6", lw=0.8, ls=":")
         ax.legend(fontsize=7)
+    stamp(fig, result, rows[0]["samples"], rows[0]["seed"])
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
 
 
@@ -101,14 +106,11 @@ def remf_ipr(result: ClaimResult) -> Figure:
     from theory import rem
 
     rows = result.data["rows"]
-    fig = _side_by_side(
-        rows, "ipr", "ipr_se",
+    return _side_by_side(
+        result, rows, "ipr", "ipr_se",
         lambda T, b: [key_query_row(T, T, x, 0.0).ipr for x in b],
         lambda b: np.nan_to_num(rem._generated().ipr_asymptotic(b, 1.0, 0.0)),
         r"$\mathbb{E}\,\sum_s A_{ts}^2$", "E ipr")
-    stamp(fig, result, rows[0]["samples"], rows[0]["seed"])
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return fig
 
 
 def remf_entropy(result: ClaimResult) -> Figure:
@@ -117,14 +119,11 @@ def remf_entropy(result: ClaimResult) -> Figure:
     from theory import rem
 
     rows = result.data["rows"]
-    fig = _side_by_side(
-        rows, "entropy_ratio", "entropy_ratio_se",
+    return _side_by_side(
+        result, rows, "entropy_ratio", "entropy_ratio_se",
         lambda T, b: [key_query_row(T, T, x, 0.0).entropy / np.log(T) for x in b],
         lambda b: np.nan_to_num(rem._generated().entropy_ratio_asymptotic(b, 1.0, 0.0)),
         r"$\mathbb{E}\,S/\ln T$", "row entropy")
-    stamp(fig, result, rows[0]["samples"], rows[0]["seed"])
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return fig
 
 
 def remf_cosine_map(result: ClaimResult) -> Figure:
@@ -134,18 +133,15 @@ def remf_cosine_map(result: ClaimResult) -> Figure:
 
     rows = result.data["maps"]
     rho = rows[0]["rho"]
-    rows = [{**r, "value": r["ratio"], "se": r["ratio_se"]} for r in rows]
-    curves = _by([dict(r) for r in result.data["maps"]], "T")
-    fig = _side_by_side(
-        rows, "value", "se",
-        lambda T, b: np.interp(b, [r["beta"] for r in sorted(curves[T], key=lambda r: r["beta"])],
-                               [r["key_query"] for r in sorted(curves[T],
-                                                               key=lambda r: r["beta"])]),
+    rows = sorted(({**r, "value": r["ratio"], "se": r["ratio_se"]} for r in rows),
+                  key=lambda r: r["beta"])
+    by_T = _by(rows, "T")  # the finite map is drawn through its values at the grid points
+    return _side_by_side(
+        result, rows, "value", "se",
+        lambda T, b: np.interp(b, [r["beta"] for r in by_T[T]],
+                               [r["key_query"] for r in by_T[T]]),
         lambda b: rem._generated().cosine_map_asymptotic(b, rho),
         rf"token cosine after one layer ($\rho = {rho}$)", "cosine map")
-    stamp(fig, result, rows[0]["samples"], rows[0]["seed"])
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return fig
 
 
 def rem4_deep(result: ClaimResult) -> Figure:

@@ -169,10 +169,7 @@ def _twins(comparisons: list[Comparison], n_tests: int) -> list[Comparison]:
             for c in comparisons if c.passed]
 
 
-def _worst(comparisons: list[Comparison], relative: bool = False) -> Comparison:
-    if relative:
-        return max(comparisons, key=lambda c: abs(c.estimate - c.prediction)
-                   / max(abs(c.prediction), 1e-300))
+def _worst(comparisons: list[Comparison]) -> Comparison:
     return max(comparisons, key=lambda c: abs(c.z))
 
 
@@ -575,7 +572,7 @@ def phase_map(profile: str = "book", executor: Any = "serial") -> dict[str, Any]
         rho_in = r["finite"][-2]
         r["entropy_predicted"] = float(rem.entropy_ratio_finite(r["T"], r["beta"],
                                                                 min(max(rho_in, 0.0), 1.0)))
-    return {"rows": _public(rows), "grid": {k: v for k, v in g.items()}}
+    return {"rows": _public(rows), "grid": dict(g)}
 
 
 # ----------------------------------------------------------------------------- registry
