@@ -67,4 +67,4 @@ def all_predictions() -> dict[str, Prediction]:
 
 
 def _load_all() -> None:
-    from theory import gap, rem, rem_key_query  # noqa: F401  (registers on import)
+    from theory import gap, gap_depth, gap_spectra, rem, rem_key_query  # noqa: F401  (registers on import)

@@ -80,7 +80,7 @@ def register(claim: Claim) -> Claim:
 
 
 def _load_all() -> None:
-    from sim.claims import gap, rem  # noqa: F401  (registers on import)
+    from sim.claims import gap, gap_depth, gap_spectra, rem  # noqa: F401  (registers on import)
 
 
 def all_claims() -> dict[str, Claim]:

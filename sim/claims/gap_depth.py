@@ -1,0 +1,1 @@
+"""Mind the gap claims: work in progress (see issue 4)."""
