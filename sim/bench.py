@@ -177,6 +177,8 @@ def numpy_observe(x: np.ndarray) -> np.ndarray:
         rank = (lam > (kernels.RANK_RTOL ** 2 * lam_max)[:, None]).sum(axis=1)
         out[:, kernels.O_CONSENSUS] = np.where(ok, np.sqrt(dev / total), np.nan)
         out[:, kernels.O_STABLE_RANK] = np.where(ok, total / lam_max, np.nan)
+        out[:, kernels.O_GRAM_STABLE_RANK] = np.where(
+            ok, np.einsum("bi,bi->b", lam, lam) / lam_max ** 2, np.nan)
         out[:, kernels.O_NUMERICAL_RANK] = np.where(ok, rank, np.where(total == 0, 0.0, np.nan))
     return out
 
@@ -274,6 +276,8 @@ def torch_observe(x: Any) -> np.ndarray:
     rank = (lam > (kernels.RANK_RTOL ** 2 * lam_max)[:, None]).sum(dim=1).to(torch.float64)
     out[:, kernels.O_CONSENSUS] = torch.where(ok, torch.sqrt(dev / total), math.nan)
     out[:, kernels.O_STABLE_RANK] = torch.where(ok, total / lam_max, math.nan)
+    out[:, kernels.O_GRAM_STABLE_RANK] = torch.where(
+        ok, (lam * lam).sum(dim=1) / lam_max ** 2, math.nan)
     out[:, kernels.O_NUMERICAL_RANK] = torch.where(
         ok, rank, torch.where(total == 0, 0.0, math.nan))
     return out.numpy()

@@ -94,10 +94,13 @@ def _grid(args: argparse.Namespace) -> list[Config]:
             for combo in itertools.product(*(axes[n] for n in names))]
 
 
-KIND_NAMES = ("forward", "order", "attention", "rows")
+KIND_NAMES = ("forward", "order", "attention", "rows", "spectra", "gradient")
 KIND_HELP = ("forward (every observable at every layer), order (forward without the rank "
-             "observables; faster), attention (layer-1 attention spectrum), rows (layer-1 "
-             "softmax row entropy, ipr and overlap); default forward")
+             "observables; faster), attention (layer-1 attention stable ranks and top singular "
+             "values), rows (layer-1 softmax row entropy, ipr and overlap), spectra (layer-1 "
+             "eigenvalues and singular values, one row each), gradient (exact "
+             "||dX_L/dW_V^l||_F^2 of an attention-only stack with input-independent "
+             "attention); default forward")
 
 
 def build_parser() -> argparse.ArgumentParser:

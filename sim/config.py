@@ -15,7 +15,9 @@ Conventions (shared by the engine, the NumPy reference and the theory):
   ``none``: as ``pre`` without LN. LayerNorm has no affine parameters and normalises each token to
   ``|x|^2 = d`` (population variance, epsilon ``LN_EPS``).
 - ``markov`` attention is input-independent: ``A = rowsoftmax(G)``, ``G`` i.i.d.
-  ``N(-markov_s^2/2, markov_s^2)``. ``gap="remove"`` uses ``A - 1 1^T / T``.
+  ``N(-markov_s^2/2, markov_s^2)``. ``gap="remove"`` uses ``A - 1 1^T / T``;
+  ``gap="differential"`` uses ``A_1 - diff_lambda A_2`` (differential attention), ``A_2`` an
+  independent draw of the same ensemble (its own logits, or its own ``W_Q, W_K``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 NORMS = ("post", "pre", "none")
 ATTENTIONS = ("softmax", "markov", "uniform", "identity")
-GAPS = ("keep", "remove")
+GAPS = ("keep", "remove", "differential")
 INPUTS = ("isometric", "simplex", "gaussian")
 DTYPES = ("float64", "float32")
 ACTIVATIONS = ("relu",)
@@ -85,6 +87,7 @@ class Config:
     attention: str = "softmax"
     markov_s: float = math.sqrt(math.log(2.0))
     gap: str = "keep"
+    diff_lambda: float = 0.5
     shared_weights: bool = False
     causal: bool = False
     input: str = "isometric"
@@ -106,6 +109,7 @@ class Config:
         _real("alpha_attn", self.alpha_attn)
         _real("alpha_mlp", self.alpha_mlp)
         _real("markov_s", self.markov_s, 0.0)
+        _real("diff_lambda", self.diff_lambda)
         _choice("norm", self.norm, NORMS)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("attention", self.attention, ATTENTIONS)

@@ -13,7 +13,8 @@ Layout of the draws (the NumPy reference in ``tests/`` rebuilds the same arrays)
   ``C = (1 - rho) I + rho 1 1^T``.
 - per layer: ``W_Q, W_K, W_V`` are ``heads x d x d_k`` (one stream each), ``W_O`` is ``d x d``,
   ``W_1`` is ``d x d_ff``, ``b_1`` is ``d_ff``, ``W_2`` is ``d_ff x d``, ``b_2`` is ``d``,
-  ``markov`` logits ``G`` are ``heads x T x T``.
+  ``markov`` logits ``G`` are ``heads x T x T``; with ``gap="differential"`` the second
+  attention draws ``W_Q2, W_K2`` (or ``G2``) the same way from their own streams.
 
 ``gap="remove"`` subtracts ``1/T`` from every entry, masked ones included, exactly as
 ``A - 1 1^T/T`` says; with ``causal=True`` the gap-removed matrix is therefore not causal.
@@ -31,12 +32,12 @@ from sim import rng
 from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, Config
 
 # Bump when a kernel changes its numbers: it is part of every cache key.
-KERNEL_VERSION = "2"
+KERNEL_VERSION = "3"
 
 OBSERVABLES = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
-               "entropy", "ipr", "norm")
+               "entropy", "ipr", "norm", "gram_stable_rank")
 (O_COSINE, O_Q, O_P, O_STABLE_RANK, O_NUMERICAL_RANK, O_CONSENSUS, O_ENTROPY, O_IPR,
- O_NORM) = range(len(OBSERVABLES))
+ O_NORM, O_GRAM_STABLE_RANK) = range(len(OBSERVABLES))
 N_OBS = len(OBSERVABLES)
 
 #: numerical rank counts singular values above ``RANK_RTOL * sigma_max`` (computed from the
@@ -45,10 +46,12 @@ RANK_RTOL = 1e-5
 
 (I_T, I_D, I_HEADS, I_DEPTH, I_DFF, I_NORM, I_MLP, I_ATTENTION, I_GAP, I_SHARED, I_CAUSAL,
  I_INPUT) = range(12)
-F_BETA, F_SIGMA_V2, F_SIGMA_W2, F_SIGMA_B2, F_ALPHA_ATTN, F_ALPHA_MLP, F_MARKOV_S, F_RHO = range(8)
+(F_BETA, F_SIGMA_V2, F_SIGMA_W2, F_SIGMA_B2, F_ALPHA_ATTN, F_ALPHA_MLP, F_MARKOV_S, F_RHO,
+ F_DIFF_LAMBDA) = range(9)
 NORM_POST, NORM_PRE, NORM_NONE = range(3)
 ATT_SOFTMAX, ATT_MARKOV, ATT_UNIFORM, ATT_IDENTITY = range(4)
 INPUT_ISOMETRIC, INPUT_SIMPLEX, INPUT_GAUSSIAN = range(3)
+GAP_KEEP, GAP_REMOVE, GAP_DIFFERENTIAL = range(3)
 
 
 def encode(config: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -58,7 +61,8 @@ def encode(config: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                    GAPS.index(config.gap), int(config.shared_weights), int(config.causal),
                    INPUTS.index(config.input)], dtype=np.int64)
     fp = np.array([config.beta, config.sigma_v2, config.sigma_w2, config.sigma_b2,
-                   config.alpha_attn, config.alpha_mlp, config.markov_s, config.rho],
+                   config.alpha_attn, config.alpha_mlp, config.markov_s, config.rho,
+                   config.diff_lambda],
                   dtype=np.float64)
     proto = np.zeros(0, dtype=np.dtype(config.dtype))
     return ip, fp, proto
@@ -104,8 +108,8 @@ def draw_input(ip, fp, seed, proto):
 
 @numba.njit(cache=True)
 def draw_layer(ip, fp, seed, layer, proto):
-    """Weights of one layer: ``(W_Q, W_K, W_V, W_O, W_1, b_1, W_2, b_2, G)``; unused ones are
-    empty. Shapes as in the module docstring."""
+    """Weights of one layer: ``(W_Q, W_K, W_V, W_O, W_1, b_1, W_2, b_2, G, W_Q2, W_K2, G2)``;
+    unused ones are empty. Shapes as in the module docstring."""
     T, d, heads, dff = ip[I_T], ip[I_D], ip[I_HEADS], ip[I_DFF]
     dk = d // heads
     att = ip[I_ATTENTION]
@@ -113,13 +117,20 @@ def draw_layer(ip, fp, seed, layer, proto):
     empty2 = np.zeros((0, 0), dtype=proto.dtype)
     empty1 = np.zeros(0, dtype=proto.dtype)
     wq, wk, g = empty3, empty3, empty3
+    wq2, wk2, g2 = empty3, empty3, empty3
+    second = ip[I_GAP] == GAP_DIFFERENTIAL
     if att == ATT_SOFTMAX:
         qk_std = math.sqrt(fp[F_BETA] * math.sqrt(math.log(T)) / d)
         wq = _normal((heads, d, dk), seed, layer, rng.W_Q, 0.0, qk_std, proto)
         wk = _normal((heads, d, dk), seed, layer, rng.W_K, 0.0, qk_std, proto)
+        if second:
+            wq2 = _normal((heads, d, dk), seed, layer, rng.W_Q2, 0.0, qk_std, proto)
+            wk2 = _normal((heads, d, dk), seed, layer, rng.W_K2, 0.0, qk_std, proto)
     elif att == ATT_MARKOV:
         s = fp[F_MARKOV_S]
         g = _normal((heads, T, T), seed, layer, rng.LOGITS, -0.5 * s * s, s, proto)
+        if second:
+            g2 = _normal((heads, T, T), seed, layer, rng.LOGITS2, -0.5 * s * s, s, proto)
     wv = _normal((heads, d, dk), seed, layer, rng.W_V, 0.0, math.sqrt(fp[F_SIGMA_V2] / d), proto)
     wo = empty2
     if heads > 1:
@@ -131,7 +142,7 @@ def draw_layer(ip, fp, seed, layer, proto):
         b1 = _normal((dff,), seed, layer, rng.B_1, 0.0, sb, proto)
         w2 = _normal((dff, d), seed, layer, rng.W_2, 0.0, math.sqrt(fp[F_SIGMA_W2] / dff), proto)
         b2 = _normal((d,), seed, layer, rng.B_2, 0.0, sb, proto)
-    return wq, wk, wv, wo, w1, b1, w2, b2, g
+    return wq, wk, wv, wo, w1, b1, w2, b2, g, wq2, wk2, g2
 
 
 # ----------------------------------------------------------------------------- forward pass
@@ -252,19 +263,36 @@ def attention_matrix(xa, wq, wk, g, h, ip):
 
 
 @numba.njit(cache=True)
-def _attend(xa, wq, wk, wv, wo, g, ip):
+def attention_operator(xa, weights, h, ip, fp):
+    """The matrix head ``h`` applies to the tokens (``T x T``): ``A``, ``A - 1 1^T/T``
+    (``gap="remove"``) or ``A_1 - diff_lambda A_2`` (``gap="differential"``); with the row
+    entropy and ``sum_s A_ts^2`` of ``A`` (``A_1``) summed over rows."""
+    wq, wk, wv, wo, w1, b1, w2, b2, g, wq2, wk2, g2 = weights
+    a, e, q = attention_matrix(xa, wq, wk, g, h, ip)
+    if ip[I_GAP] == GAP_REMOVE:
+        _shift_inplace(a, -1.0 / ip[I_T])
+    elif ip[I_GAP] == GAP_DIFFERENTIAL:
+        a2, e2, q2 = attention_matrix(xa, wq2, wk2, g2, h, ip)
+        lam = fp[F_DIFF_LAMBDA]
+        for i in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                a[i, j] = a[i, j] - lam * a2[i, j]
+    return a, e, q
+
+
+@numba.njit(cache=True)
+def _attend(xa, weights, ip, fp):
     """Multi-head attention output (``T x d``), mean row entropy and mean ``ipr``."""
     T, d, heads = ip[I_T], ip[I_D], ip[I_HEADS]
+    wv, wo = weights[2], weights[3]
     dk = d // heads
     out = np.empty((T, d), dtype=xa.dtype)
     ent = 0.0
     ipr = 0.0
     for h in range(heads):
-        a, e, q = attention_matrix(xa, wq, wk, g, h, ip)
+        a, e, q = attention_operator(xa, weights, h, ip, fp)
         ent += e
         ipr += q
-        if ip[I_GAP] == 1:
-            _shift_inplace(a, -1.0 / T)
         out[:, h * dk:(h + 1) * dk] = np.dot(a, np.dot(xa, wv[h]))
     if heads > 1:
         out = np.dot(out, wo)
@@ -284,19 +312,19 @@ def _mlp(z, w1, b1, w2, b2):
 @numba.njit(cache=True)
 def block(x, weights, ip, fp):
     """One transformer block on ``x`` (``T x d``): returns ``(x', entropy, ipr)``."""
-    wq, wk, wv, wo, w1, b1, w2, b2, g = weights
+    w1, b1, w2, b2 = weights[4], weights[5], weights[6], weights[7]
     aa = fp[F_ALPHA_ATTN]
     am = fp[F_ALPHA_MLP]
     norm = ip[I_NORM]
     has_mlp = ip[I_MLP] == 1
     if norm == NORM_POST:
-        y, ent, ipr = _attend(x, wq, wk, wv, wo, g, ip)
+        y, ent, ipr = _attend(x, weights, ip, fp)
         z = layer_norm(_axpy(aa, x, y))
         if has_mlp:
             z = layer_norm(_axpy(am, z, _mlp(z, w1, b1, w2, b2)))
         return z, ent, ipr
     xa = layer_norm(x) if norm == NORM_PRE else x
-    y, ent, ipr = _attend(xa, wq, wk, wv, wo, g, ip)
+    y, ent, ipr = _attend(xa, weights, ip, fp)
     z = _axpy(aa, x, y)
     if has_mlp:
         zm = layer_norm(z) if norm == NORM_PRE else z
@@ -334,6 +362,7 @@ def observe(x, out, spectral=True):
     out[O_COSINE] = np.nan if zero_row else (np.dot(unitsum, unitsum) - T) / pairs
     if not np.isfinite(total) or total == 0.0:
         out[O_STABLE_RANK] = np.nan
+        out[O_GRAM_STABLE_RANK] = np.nan
         out[O_NUMERICAL_RANK] = 0.0 if total == 0.0 else np.nan
         out[O_CONSENSUS] = np.nan
         return
@@ -346,11 +375,16 @@ def observe(x, out, spectral=True):
     if not spectral:
         out[O_STABLE_RANK] = np.nan
         out[O_NUMERICAL_RANK] = np.nan
+        out[O_GRAM_STABLE_RANK] = np.nan
         return
     gram = np.dot(xx, xx.T) if T <= d else np.dot(xx.T, xx)
     lam = np.linalg.eigvalsh(gram)
     lam_max = lam[-1]
     out[O_STABLE_RANK] = total / lam_max
+    squares = 0.0
+    for v in lam:
+        squares += v * v
+    out[O_GRAM_STABLE_RANK] = squares / (lam_max * lam_max)
     cut = RANK_RTOL * RANK_RTOL * lam_max
     rank = 0
     for v in lam:
@@ -405,17 +439,15 @@ def run_samples_light(ip, fp, seeds, proto):
 
 @numba.njit(cache=True)
 def first_layer_attention(ip, fp, seed, proto):
-    """Attention matrices of layer 1, head by head (``heads x T x T``, gap treatment applied),
-    exactly as the forward pass uses them."""
+    """Attention matrices of layer 1, head by head (``heads x T x T``, gap or differential
+    treatment applied), exactly as the forward pass uses them."""
     x = draw_input(ip, fp, seed, proto)
-    wq, wk, wv, wo, w1, b1, w2, b2, g = draw_layer(ip, fp, seed, 1, proto)
+    weights = draw_layer(ip, fp, seed, 1, proto)
     xa = layer_norm(x) if ip[I_NORM] == NORM_PRE else x
     T, heads = ip[I_T], ip[I_HEADS]
     out = np.empty((heads, T, T), dtype=proto.dtype)
     for h in range(heads):
-        a, e, q = attention_matrix(xa, wq, wk, g, h, ip)
-        if ip[I_GAP] == 1:
-            _shift_inplace(a, -1.0 / T)
+        a, e, q = attention_operator(xa, weights, h, ip, fp)
         out[h] = a
     return out
 
@@ -452,13 +484,13 @@ def _attention_spectrum_stats(a, out):
 def attention_samples(ip, fp, seeds, proto):
     """Layer-1 attention observables per sample (``samples x 1 x len(ATTENTION_OBSERVABLES)``),
     averaged over heads. ``*_perp`` refer to ``A - 1 1^T / T``; the config's ``gap`` is ignored
-    so that both are measured on the same matrix."""
+    so that both are measured on the same matrix (with ``differential``, ``A = A_1``)."""
     n = seeds.size
     heads, T = ip[I_HEADS], ip[I_T]
     out = np.zeros((n, 1, len(ATTENTION_OBSERVABLES)))
     for i in prange(n):
         x = draw_input(ip, fp, seeds[i], proto)
-        wq, wk, wv, wo, w1, b1, w2, b2, g = draw_layer(ip, fp, seeds[i], 1, proto)
+        wq, wk, wv, wo, w1, b1, w2, b2, g, wq2, wk2, g2 = draw_layer(ip, fp, seeds[i], 1, proto)
         xa = layer_norm(x) if ip[I_NORM] == NORM_PRE else x
         for h in range(heads):
             a, ent, ipr = attention_matrix(xa, wq, wk, g, h, ip)
@@ -540,4 +572,60 @@ def row_samples(ip, fp, seeds, proto):
             out[i, 0, 2] += (pairs - ipr) / (T * (T - 1.0))
         for k in range(len(ROW_OBSERVABLES)):
             out[i, 0, k] /= heads
+    return out
+
+
+# ----------------------------------------------------------------------------- gradient kind
+
+GRADIENT_OBSERVABLES = ("jacobian_frobenius2", "output_frobenius2")
+
+
+@numba.njit(cache=True)
+def _frobenius2(m):
+    total = 0.0
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            v = float(m[i, j])
+            total += v * v
+    return total
+
+
+@numba.njit(parallel=True, cache=True)
+def gradient_samples(ip, fp, seeds, proto):
+    """Exact ``||dX_L/dW_V^l||_F^2`` of an attention-only stack ``X_l = A_l X_{l-1} W_V^l`` with
+    input-independent attention (one head, no norm, no skip, no MLP; checked by
+    ``sim.montecarlo``): ``samples x (depth + 1) x 2``.
+
+    ``X_L = (A_L ... A_1) X_0 W_1 ... W_L`` is multilinear in the ``W_l``, so the Jacobian is
+    ``dW -> M_l dW N_l`` with ``M_l = A_L ... A_1 X_0 W_1 ... W_{l-1}`` (``T x d``) and
+    ``N_l = W_{l+1} ... W_L`` (``d x d``), and ``||J_l||_F^2 = ||M_l||_F^2 ||N_l||_F^2``.
+    Row ``l`` holds ``||J_l||_F^2`` (NaN at ``l = 0``) and ``||X_l||_F^2``. ``A_l`` is the matrix
+    the forward pass applies (gap or differential treatment included)."""
+    n = seeds.size
+    depth, d = ip[I_DEPTH], ip[I_D]
+    out = np.empty((n, depth + 1, len(GRADIENT_OBSERVABLES)))
+    for i in prange(n):
+        x = draw_input(ip, fp, seeds[i], proto)
+        out[i, 0, 0] = np.nan
+        out[i, 0, 1] = _frobenius2(x)
+        mixed = x.copy()  # A_l ... A_1 X_0
+        values = np.empty((depth, d, d), dtype=proto.dtype)
+        for layer in range(1, depth + 1):
+            weights = draw_layer(ip, fp, seeds[i], layer, proto)
+            a, e, q = attention_operator(x, weights, 0, ip, fp)
+            values[layer - 1] = weights[2][0]
+            mixed = np.dot(a, mixed)
+            x = np.dot(a, np.dot(x, values[layer - 1]))
+            out[i, layer, 1] = _frobenius2(x)
+        right = np.empty(depth + 1)  # right[l] = ||W_{l+1} ... W_L||_F^2
+        tail = np.eye(d, dtype=proto.dtype)
+        right[depth] = float(d)
+        for layer in range(depth - 1, 0, -1):
+            tail = np.dot(values[layer], tail)
+            right[layer] = _frobenius2(tail)
+        left = mixed
+        for layer in range(1, depth + 1):
+            if layer > 1:
+                left = np.dot(left, values[layer - 2])
+            out[i, layer, 0] = _frobenius2(left) * right[layer]
     return out

@@ -5,7 +5,9 @@
 version that produced them. A *kind* names what is measured (``KINDS``): ``"forward"`` records
 ``OBSERVABLES`` at every layer ``0 .. depth``; ``"order"`` is ``"forward"`` without the rank
 observables (NaN there), for deep stacks; other kinds (registered by ``register_kind``)
-measure one object, such as the layer-1 attention matrix, and have one row.
+measure one object: ``"attention"`` and ``"rows"`` the layer-1 attention matrix (one row),
+``"spectra"`` its eigenvalues and singular values (one row per eigenvalue), ``"gradient"`` the
+exact value-weight Jacobian norms of an attention-only stack (one row per layer).
 
 Sample ``i`` is seeded by ``SeedSequence(seed, spawn_key=(i,))`` and written to its own slot;
 BLAS runs single-threaded inside the kernels. The same ``(config, samples, seed)`` therefore
@@ -72,6 +74,48 @@ def _check_rows(config: Config) -> None:
 
 register_kind(Kind("rows", kernels.ROW_OBSERVABLES, kernels.row_samples, lambda c: 1,
                    _check_rows))
+
+
+SPECTRA_OBSERVABLES = ("eig_real", "eig_imag", "singular")
+
+
+def spectra_samples(ip: np.ndarray, fp: np.ndarray, seeds: np.ndarray,
+                    proto: np.ndarray) -> np.ndarray:
+    """Spectrum of the layer-1 attention matrix of head 0, as the forward pass uses it (gap or
+    differential treatment applied; not rescaled): ``samples x T x 3`` with the eigenvalues
+    (real and imaginary parts) by decreasing modulus and the singular values, decreasing.
+    LAPACK through NumPy (numba's ``eigvals`` cannot return complex eigenvalues of a real
+    matrix); deterministic under the single-threaded BLAS of ``simulate``."""
+    T = int(ip[kernels.I_T])
+    out = np.empty((seeds.size, T, len(SPECTRA_OBSERVABLES)))
+    for i, seed in enumerate(seeds):
+        a = kernels.first_layer_attention(ip, fp, seed, proto)[0].astype(np.float64)
+        eig = np.linalg.eigvals(a)
+        eig = eig[np.argsort(-np.abs(eig), kind="stable")]
+        out[i, :, 0] = eig.real
+        out[i, :, 1] = eig.imag
+        out[i, :, 2] = np.linalg.svd(a, compute_uv=False)
+    return out
+
+
+register_kind(Kind("spectra", SPECTRA_OBSERVABLES, spectra_samples, lambda c: c.T))
+
+
+def _check_gradient(config: Config) -> None:
+    if (config.attention not in ("markov", "uniform", "identity") or config.norm != "none"
+            or config.alpha_attn != 0.0 or config.mlp or config.heads != 1
+            or config.shared_weights):
+        raise ValueError(
+            "kind='gradient' needs an attention-only stack X_l = A_l X_(l-1) W_V with "
+            "input-independent attention: attention markov/uniform/identity, norm='none', "
+            "alpha_attn=0, mlp=False, heads=1, shared_weights=False; got "
+            f"attention={config.attention!r}, norm={config.norm!r}, "
+            f"alpha_attn={config.alpha_attn!r}, mlp={config.mlp!r}, heads={config.heads!r}, "
+            f"shared_weights={config.shared_weights!r}")
+
+
+register_kind(Kind("gradient", kernels.GRADIENT_OBSERVABLES, kernels.gradient_samples,
+                   lambda c: c.depth + 1, _check_gradient))
 
 
 def get_kind(name: str) -> Kind:

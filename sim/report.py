@@ -8,7 +8,7 @@ from sim.claims import ClaimResult
 from sim.montecarlo import Result
 
 RUN_COLUMNS = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
-               "entropy", "ipr", "norm")
+               "entropy", "ipr", "norm", "gram_stable_rank")
 
 
 def _cell(mean: float | None, se: float | None) -> str:

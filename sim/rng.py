@@ -30,7 +30,7 @@ _TWO_PI = 2.0 * math.pi
 _INV_2_53 = 1.0 / 9007199254740992.0
 
 # Matrix identifiers inside one layer (layer 0 holds the input).
-INPUT, W_Q, W_K, W_V, W_O, W_1, B_1, W_2, B_2, LOGITS = range(10)
+INPUT, W_Q, W_K, W_V, W_O, W_1, B_1, W_2, B_2, LOGITS, W_Q2, W_K2, LOGITS2 = range(13)
 
 
 @numba.njit(inline="always", cache=True)

@@ -10,7 +10,8 @@ layer, matrix), mean, std)`` following the layout documented at the top of ``sim
   ``X = C^{1/2} X_iso`` with ``C = (1 - rho) I + rho 1 1^T`` and the closed-form square root.
 - layer ``l`` (``1 .. depth``; with ``shared_weights`` always ``1``): ``W_Q, W_K``
   (``heads x d x d_k``, softmax only, variance ``beta sqrt(ln T) / d``), ``G`` (``heads x T x T``,
-  markov only, ``N(-s^2/2, s^2)``), ``W_V`` (``heads x d x d_k``, ``sigma_v2 / d``), ``W_O``
+  markov only, ``N(-s^2/2, s^2)``), with ``gap="differential"`` a second ``W_Q2, W_K2`` or
+  ``G2`` from their own streams, ``W_V`` (``heads x d x d_k``, ``sigma_v2 / d``), ``W_O``
   (``d x d``, ``1 / d``, only when ``heads > 1``), ``W_1, b_1, W_2, b_2`` (only with the MLP).
 
 Everything is computed in float64. ``reference_run`` rounds every random array to the config's
@@ -112,6 +113,9 @@ class Weights:
     w_q: np.ndarray | None = None
     w_k: np.ndarray | None = None
     logits: np.ndarray | None = None
+    w_q2: np.ndarray | None = None
+    w_k2: np.ndarray | None = None
+    logits2: np.ndarray | None = None
     w_o: np.ndarray | None = None
     w_1: np.ndarray | None = None
     b_1: np.ndarray | None = None
@@ -134,9 +138,14 @@ def draw_layer(config: Config, sample_seed: np.uint64, layer: int,
         qk_std = math.sqrt(config.beta * math.sqrt(math.log(T)) / d)
         w.w_q = draw((h, d, dk), rng.W_Q, 0.0, qk_std)
         w.w_k = draw((h, d, dk), rng.W_K, 0.0, qk_std)
+        if config.gap == "differential":
+            w.w_q2 = draw((h, d, dk), rng.W_Q2, 0.0, qk_std)
+            w.w_k2 = draw((h, d, dk), rng.W_K2, 0.0, qk_std)
     elif config.attention == "markov":
         s = config.markov_s
         w.logits = draw((h, T, T), rng.LOGITS, -0.5 * s * s, s)
+        if config.gap == "differential":
+            w.logits2 = draw((h, T, T), rng.LOGITS2, -0.5 * s * s, s)
     if h > 1:
         w.w_o = draw((d, d), rng.W_O, 0.0, math.sqrt(1.0 / d))
     if config.mlp:
@@ -171,16 +180,19 @@ def _softmax_rows(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return _perturb(e / e.sum(axis=1, keepdims=True))
 
 
-def attention_probs(config: Config, xa: np.ndarray, w: Weights, head: int) -> np.ndarray:
-    """Attention probabilities of ``head`` (``T x T``, rows sum to 1, before gap removal)."""
+def attention_probs(config: Config, xa: np.ndarray, w: Weights, head: int,
+                    second: bool = False) -> np.ndarray:
+    """Attention probabilities of ``head`` (``T x T``, rows sum to 1, before gap removal);
+    ``second`` selects the differential attention's second draw ``A_2``."""
     T = config.T
     allowed = _mask(T, config.causal)
     if config.attention == "softmax":
-        q, k = _perturb(xa @ w.w_q[head]), _perturb(xa @ w.w_k[head])
+        wq, wk = (w.w_q2, w.w_k2) if second else (w.w_q, w.w_k)
+        q, k = _perturb(xa @ wq[head]), _perturb(xa @ wk[head])
         scores = _perturb(q @ k.T * score_scale(config.d_k))
         return _softmax_rows(scores, allowed)
     if config.attention == "markov":
-        return _softmax_rows(w.logits[head], allowed)
+        return _softmax_rows((w.logits2 if second else w.logits)[head], allowed)
     if config.attention == "uniform":
         return allowed / allowed.sum(axis=1, keepdims=True)
     return np.eye(T)  # identity
@@ -202,6 +214,8 @@ def attention(config: Config, xa: np.ndarray, w: Weights) -> tuple[np.ndarray, f
         iprs.append(np.sum(a * a, axis=1))
         if config.gap == "remove":
             a = _perturb(a - np.ones((T, T)) / T)
+        elif config.gap == "differential":
+            a = _perturb(a - config.diff_lambda * attention_probs(config, xa, w, h, True))
         outs.append(_perturb(a @ _perturb(xa @ w.w_v[h])))
     out = np.concatenate(outs, axis=1)
     if config.heads > 1:
@@ -242,7 +256,8 @@ def observables(x: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
     - ``p = mean_{t != s} x_t . x_s / d``; ``cosine = mean_{t != s} cos(x_t, x_s)`` (NaN if a
       token is 0);
     - ``stable_rank = sum sigma^2 / sigma_max^2``; ``numerical_rank = #{sigma > RANK_RTOL
-      sigma_max}``; ``consensus_distance = ||X - 1 xbar^T||_F / ||X||_F`` (NaN / 0 / NaN for
+      sigma_max}``; ``gram_stable_rank = sr(X X^T) = sum sigma^4 / sigma_max^4``;
+      ``consensus_distance = ||X - 1 xbar^T||_F / ||X||_F`` (NaN / 0 / NaN for
       ``X = 0``)."""
     T, d = x.shape
     sq = np.sum(x * x, axis=1)
@@ -261,10 +276,12 @@ def observables(x: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
     fro2 = float(np.sum(x * x))
     if fro2 == 0.0:
         out["stable_rank"] = math.nan
+        out["gram_stable_rank"] = math.nan
         out["numerical_rank"] = 0.0
         out["consensus_distance"] = math.nan
     else:
         out["stable_rank"] = float(np.sum(sv ** 2) / sv[0] ** 2)
+        out["gram_stable_rank"] = float(np.sum(sv ** 4) / sv[0] ** 4)
         out["numerical_rank"] = float(np.sum(sv > RANK_RTOL * sv[0]))
         centred = x - x.mean(axis=0, keepdims=True)
         out["consensus_distance"] = float(np.linalg.norm(centred) / np.linalg.norm(x))

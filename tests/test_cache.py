@@ -23,7 +23,8 @@ ALTERNATIVES = {
     "T": 4, "d": 16, "heads": 2, "depth": 3, "d_ff": 16, "beta": 0.5, "sigma_v2": 0.5,
     "sigma_w2": 1.0, "sigma_b2": 0.1, "alpha_attn": 0.5, "alpha_mlp": 0.5, "norm": "pre",
     "mlp": False, "activation": "gelu", "attention": "markov", "markov_s": 0.5, "gap": "remove",
-    "shared_weights": True, "causal": True, "input": "gaussian", "rho": 0.5, "dtype": "float32",
+    "diff_lambda": 0.25, "shared_weights": True, "causal": True, "input": "gaussian", "rho": 0.5,
+    "dtype": "float32",
 }
 
 

@@ -17,7 +17,7 @@ INT_FIELDS = {"T": (2, 1 << 16), "d": (1, 1 << 16), "heads": (1, None), "depth":
               "d_ff": (0, 1 << 18)}
 REAL_FIELDS = {"beta": (0.0, None), "sigma_v2": (0.0, None), "sigma_w2": (0.0, None),
                "sigma_b2": (0.0, None), "alpha_attn": (None, None), "alpha_mlp": (None, None),
-               "markov_s": (0.0, None), "rho": (0.0, 1.0)}
+               "markov_s": (0.0, None), "rho": (0.0, 1.0), "diff_lambda": (None, None)}
 CHOICE_FIELDS = {"norm": NORMS, "activation": ACTIVATIONS, "attention": ATTENTIONS, "gap": GAPS,
                  "input": INPUTS, "dtype": DTYPES}
 BOOL_FIELDS = ("mlp", "shared_weights", "causal")
@@ -174,7 +174,8 @@ def valid_configs(draw: st.DrawFn) -> Config:
         norm=draw(st.sampled_from(NORMS)), mlp=draw(st.booleans()),
         activation=draw(st.sampled_from(ACTIVATIONS)),
         attention=draw(st.sampled_from(ATTENTIONS)), markov_s=draw(real),
-        gap=draw(st.sampled_from(GAPS)), shared_weights=draw(st.booleans()),
+        gap=draw(st.sampled_from(GAPS)), diff_lambda=draw(st.floats(-1e6, 1e6)),
+        shared_weights=draw(st.booleans()),
         causal=draw(st.booleans()), input=input_kind, rho=draw(st.floats(0.0, 1.0)),
         dtype=draw(st.sampled_from(DTYPES)))
 

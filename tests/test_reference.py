@@ -190,6 +190,7 @@ def configs(draw: st.DrawFn, dtype: str = "float64") -> Config:
         attention=attention,
         markov_s=draw(st.sampled_from([0.0, math.sqrt(math.log(2.0)), 2.0])),
         gap=draw(st.sampled_from(GAPS)),
+        diff_lambda=draw(st.sampled_from([0.0, 0.5, 1.0])),
         shared_weights=draw(st.booleans()),
         causal=draw(st.booleans()),
         input=input_kind,
@@ -390,3 +391,97 @@ def test_row_kind_rejects_what_it_cannot_measure() -> None:
                 Config(T=8, d=8, attention="uniform")):
         with pytest.raises(ValueError, match="kind='rows'"):
             simulate(bad, 1, kind="rows", progress=False)
+
+
+# ----------------------------------------------------------------------------- spectra, gradient
+
+def _reference_operator(config: Config, w: reference.Weights, xa: np.ndarray) -> np.ndarray:
+    """Head 0's matrix as the reference's forward pass applies it (gap/differential included)."""
+    a = reference.attention_probs(config, xa, w, 0)
+    if config.gap == "remove":
+        return a - 1.0 / config.T
+    if config.gap == "differential":
+        return a - config.diff_lambda * reference.attention_probs(config, xa, w, 0, True)
+    return a
+
+
+@pytest.mark.parametrize("config", [
+    Config(T=12, d=12, depth=1, attention="markov", markov_s=1.0),
+    Config(T=12, d=12, depth=1, attention="markov", gap="remove"),
+    Config(T=10, d=16, depth=1, attention="markov", gap="differential", diff_lambda=0.8),
+    Config(T=10, d=16, depth=1, beta=2.0, gap="differential", diff_lambda=0.3),
+    Config(T=9, d=6, depth=1, beta=1.0, input="gaussian", norm="pre"),
+])
+def test_spectra_kind_matches_reference(config: Config) -> None:
+    """``kind="spectra"``: eigenvalues (as a multiset) and singular values of the reference's
+    layer-1 matrix; with the differential treatment the outlier sits at ``1 - lambda``."""
+    result = simulate(config, 2, seed=4, kind="spectra", progress=False)
+    for i in range(2):
+        s = reference.rng.sample_seed(4, i)
+        x = reference.draw_input(config, s)
+        xa = reference.layer_norm(x) if config.norm == "pre" else x
+        a = _reference_operator(config, reference.draw_layer(config, s, 1), xa)
+        eig = result.per_sample("eig_real")[i] + 1j * result.per_sample("eig_imag")[i]
+        want = np.linalg.eigvals(a)
+        assert np.all(np.diff(np.abs(eig)) <= 1e-12)
+        dist = np.abs(eig[:, None] - want[None, :])
+        assert dist.min(axis=1).max() < 1e-10 and dist.min(axis=0).max() < 1e-10
+        np.testing.assert_allclose(result.per_sample("singular")[i],
+                                   np.linalg.svd(a, compute_uv=False), rtol=1e-10, atol=1e-13)
+        if config.gap == "differential" and config.attention == "markov":
+            assert np.min(np.abs(eig - (1 - config.diff_lambda))) < 1e-12
+
+
+@pytest.mark.parametrize("config", [
+    Config(T=4, d=3, depth=3, attention="markov", norm="none", alpha_attn=0.0, mlp=False,
+           sigma_v2=3.0, input="gaussian"),
+    Config(T=5, d=5, depth=2, attention="markov", norm="none", alpha_attn=0.0, mlp=False,
+           gap="remove", markov_s=1.3),
+    Config(T=4, d=6, depth=3, attention="markov", norm="none", alpha_attn=0.0, mlp=False,
+           gap="differential", diff_lambda=0.6),
+])
+def test_gradient_kind_is_the_jacobian(config: Config) -> None:
+    """``kind="gradient"`` against the Jacobian built column by column from the reference's
+    forward pass: ``X_L`` is linear in each ``W_V^l``, so ``X_L(W + E_ij) - X_L(W)`` is exactly
+    its column ``(i, j)``. The twin that omits ``||N_l||_F^2`` must differ."""
+    result = simulate(config, 2, seed=9, kind="gradient", progress=False)
+    d = config.d
+
+    def forward(x, weights):
+        for w in weights:
+            x = _reference_operator(config, w, x) @ x @ w.w_v[0]
+        return x
+
+    for i in range(2):
+        s = reference.rng.sample_seed(9, i)
+        x0 = reference.draw_input(config, s)
+        weights = [reference.draw_layer(config, s, layer) for layer in range(1, config.depth + 1)]
+        base = forward(x0, weights)
+        assert np.isnan(result.values[i, 0, 0])
+        for layer in range(1, config.depth + 1):
+            jac2 = 0.0
+            for a in range(d):
+                for b in range(d):
+                    bumped = [reference.Weights(**vars(w)) for w in weights]
+                    wv = bumped[layer - 1].w_v.copy()
+                    wv[0, a, b] += 1.0
+                    bumped[layer - 1].w_v = wv
+                    jac2 += np.sum((forward(x0, bumped) - base) ** 2)
+            got = result.values[i, layer, 0]
+            assert got == pytest.approx(jac2, rel=1e-9)
+            if layer < config.depth:
+                tail = np.eye(d)
+                for w in weights[layer:]:
+                    tail = tail @ w.w_v[0]
+                assert got / np.sum(tail ** 2) != pytest.approx(jac2, rel=1e-3)
+            partial = forward(x0, weights[:layer])
+            assert result.values[i, layer, 1] == pytest.approx(np.sum(partial ** 2), rel=1e-10)
+
+
+def test_gradient_kind_rejects_what_it_cannot_measure() -> None:
+    ok = Config(T=4, d=4, depth=2, attention="markov", norm="none", alpha_attn=0.0, mlp=False)
+    for bad in (ok.replace(attention="softmax"), ok.replace(norm="post"),
+                ok.replace(alpha_attn=1.0), ok.replace(mlp=True), ok.replace(heads=2),
+                ok.replace(shared_weights=True)):
+        with pytest.raises(ValueError, match="kind='gradient'"):
+            simulate(bad, 1, kind="gradient", progress=False)
