@@ -64,3 +64,22 @@ def verdict_markdown(result: ClaimResult) -> str:
     twins = "all rejected" if result.mutations_rejected else "**not all rejected**"
     return (f"**Verdict: {result.verdict}.** {result.deciding}.\n\n{result.notes}\n\n"
             f"Mutation twins ({len(result.mutations)}, predictions made 10% wrong): {twins}.")
+
+
+def edge_fit_markdown(fits: dict[str, dict | None]) -> str:
+    """GAP-2's edge fits (``ClaimResult.data["edge_fits"]``): per ``markov_s`` the fitted
+    exponent ``kappa`` of ``|sqrt(T) E sigma_2 - 2 r_T| ~ C T^-kappa`` with its interval, and
+    which reference exponents (2/3, 1/2, 1) the interval contains."""
+    lines = ["| s | kappa | 95% interval | side | contains 2/3 | 1/2 | 1 |",
+             "|---|---|---|---|---|---|---|"]
+    for s, fit in fits.items():
+        if fit is None:
+            lines.append(f"| {s} | - | no fit (the gap changes sign or too few T) | | | | |")
+            continue
+        lo, hi = fit["interval"]
+        side = "above" if fit["sign"] > 0 else "below"
+        yes = {True: "yes", False: "no"}
+        lines.append(f"| {s} | {fit['kappa']:.2f} | [{lo:.2f}, {hi:.2f}] | {side} | "
+                     f"{yes[fit['tracy_widom_2_3']]} | {yes[fit['one_half']]} | "
+                     f"{yes[fit['one']]} |")
+    return "\n".join(lines)

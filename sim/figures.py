@@ -1,5 +1,7 @@
 """Figures: one function per figure, drawn from a ``ClaimResult`` (its cached estimates), so
-drawing never reruns a simulation. ``write_all`` writes every figure as PNG and PDF, each stamped
+drawing never reruns a simulation. GAP-3 and the REM chapter are drawn here; the other
+Mind-the-gap figures live in ``sim.figures_gap_spectra`` and ``sim.figures_gap_depth``, and
+``FIGURES`` lists them all. ``write_all`` writes every figure as PNG and PDF, each stamped
 with its claim, profile, seed, samples and version."""
 
 from __future__ import annotations
@@ -12,13 +14,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sim.claims import ClaimResult, verify
-
-
-def stamp(fig: Figure, result: ClaimResult, samples: int, seed: int) -> None:
-    """Write the provenance line at the foot of ``fig``."""
-    fig.text(0.01, 0.005, f"{result.id} · profile {result.profile} · samples {samples} · "
-             f"seed {seed} · sigprop {result.version}", fontsize=7, color="0.4",
-             ha="left", va="bottom")
+from sim.figures_gap_depth import FIGURES as GAP_DEPTH_FIGURES
+from sim.figures_gap_spectra import FIGURES as GAP_SPECTRA_FIGURES
+from sim.stamp import stamp
 
 
 def gap3_stable_rank(result: ClaimResult) -> Figure:
@@ -277,6 +275,8 @@ FIGURES: dict[str, tuple[str, Callable[[ClaimResult], Figure]]] = {
     "rem4_deep": ("REM-4", rem4_deep),
     "rem5_residual": ("REM-5", rem5_residual),
     "rem_phase_map": ("REM-5", rem_phase_map),
+    **GAP_SPECTRA_FIGURES,
+    **GAP_DEPTH_FIGURES,
 }
 
 

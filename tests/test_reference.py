@@ -485,3 +485,18 @@ def test_gradient_kind_rejects_what_it_cannot_measure() -> None:
                 ok.replace(shared_weights=True)):
         with pytest.raises(ValueError, match="kind='gradient'"):
             simulate(bad, 1, kind="gradient", progress=False)
+
+
+def test_spectra_kind_does_not_depend_on_threads() -> None:
+    import numba
+
+    config = Config(T=24, d=24, depth=1, attention="markov", markov_s=1.0)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = simulate(config, 6, seed=2, kind="spectra", progress=False).values
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = simulate(config, 6, seed=2, kind="spectra", progress=False).values
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(one, many)

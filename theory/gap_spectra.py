@@ -1,10 +1,384 @@
-"""Mind the gap: work in progress (see issue 4)."""
+"""Mind the gap, the spectral half: the outlier (GAP-1), the bulk laws of random-Markov attention
+(GAP-2) and of key-query attention (GAP-4).
+
+Conventions (as in ``theory.gap``): ``A = rowsoftmax(G)`` is ``T x T``, ``G_ij`` i.i.d.
+``N(-s^2/2, s^2)`` (``markov_s = s``), lognormal entries of mean ``m = 1`` and
+``r^2 = sigma^2/m^2 = e^{s^2} - 1``; ``A_perp = A - 1 1^T/T``; ``b_T = E ||A_perp||_F^2``
+(exact, ``theory.gap.markov_frobenius2 - 1``), so the entries of ``sqrt(T) A_perp`` have variance
+exactly ``b_T/T`` and ``r_T = sqrt(b_T)`` is the finite-``T`` radius.
+
+GAP-1. ``A 1 = 1``; with ``c = A_perp^T 1`` the top eigenvalue ``lambda = sigma_1(A)^2`` of
+``A^T A`` solves the secular equation ``lambda - 1 = c^T (lambda - A_perp^T A_perp)^{-1} c / T``
+exactly (``A_perp 1 = 0`` and ``1^T c = 0``), so ``E sigma_1^2 - 1 = b_T/T + O(T^-2)`` and, per
+sample, ``|(lambda - 1) - |c|^2/T| <= max((lambda - 1)^2, lambda (lambda - 1) p/(1 - p))`` with
+``p = sigma_1(A_perp)^2 < 1`` (``sigma1_squared_bias_bound``).
+
+GAP-2. Eigenvalues of ``sqrt(T) A`` without the outlier: uniform on the disc of radius ``r``,
+radial CDF ``rho^2/r^2``. Singular values without the outlier: the quarter circle on
+``[0, 2r]`` (the square roots of a Marchenko-Pastur law of ratio 1 and mean ``r^2``).
+
+GAP-4. Key-query attention with score matrix ``L = (X W_Q)(X W_K)^T/sqrt(d_k)`` of score std
+``v = beta sqrt(ln T)`` on isometric tokens: to first order in ``v``,
+``sqrt(T) A_perp = v Z_1 Z_2^T P/sqrt(T d_k)`` with ``Z_i`` i.i.d. ``N(0, 1)`` of size
+``T x d_k`` and ``P`` the centring. The nonzero squared singular values of ``Z_1 Z_2^T/sqrt(T
+d_k)`` are ``(T/d_k)`` times the eigenvalues of ``W_1 W_2`` with ``W_i = Z_i^T Z_i/T``
+(``d_k x d_k``, Marchenko-Pastur of ratio ``c = d_k/T``, mean 1), whose limit law is the free
+multiplicative convolution ``mu_c = MP_c [x] MP_c`` (S-transform ``1/(1 + c z)^2``). Over the
+``T`` singular values ``t`` of ``sqrt(T) A_perp / v`` this gives the CDF
+``F(t) = 1 - c mu_c((c t^2, inf))`` (``key_query_singular_cdf``); the squared edge is
+``x_+(c)/c`` with ``x_+ = 1/chi(z*)``, ``chi(z) = z/((1 + z)(1 + c z)^2)``, ``chi'(z*) = 0``.
+"""
 
 from __future__ import annotations
 
+import functools
+import math
+
+import numpy as np
 import sympy as sp
+from scipy import integrate
+
+from theory.predictions import Prediction, register
+
+s, T = sp.symbols("markov_s T", positive=True)
+r, x, rho, b = sp.symbols("r x rho b_T", positive=True)
+c = sp.symbols("c", positive=True)  # d_k / T
+z, u, psi, eta = sp.symbols("z u psi eta")
+
+# ----------------------------------------------------------------------------- GAP-1
+
+
+def derive_sigma1_squared() -> sp.Expr:
+    """``E sigma_1(A)^2`` to ``O(T^-2)``: ``1 + b_T/T`` (``E |c|^2 = b_T`` exactly)."""
+    return 1 + b / T
+
+
+def derive_sigma1_squared_asymptotic() -> sp.Expr:
+    """``E sigma_1(A)^2 = 1 + r^2/T`` with ``b_T -> r^2 = e^{s^2} - 1``."""
+    return derive_sigma1_squared().subs(b, sp.exp(s**2) - 1)
+
+
+# ----------------------------------------------------------------------------- GAP-2
+
+
+def derive_circular_radial_cdf() -> sp.Expr:
+    """``P(|lambda| <= rho)`` for the uniform law on the disc of radius ``r`` (``rho <= r``)."""
+    t = sp.symbols("t", positive=True)
+    density = 1 / (sp.pi * r**2)
+    cdf = sp.integrate(2 * sp.pi * t * density, (t, 0, rho))
+    assert sp.simplify(cdf.subs(rho, r) - 1) == 0
+    return sp.simplify(cdf)
+
+
+def derive_quarter_circle_density() -> sp.Expr:
+    """Density of ``x = sqrt(lambda)`` when ``lambda`` follows Marchenko-Pastur of ratio 1 and
+    mean ``r^2`` (squared singular values of a square i.i.d. matrix of entry variance
+    ``r^2/T``): the quarter circle on ``[0, 2r]``."""
+    lam = sp.symbols("lambda", positive=True)
+    mp1 = sp.sqrt(lam * (4 * r**2 - lam)) / (2 * sp.pi * r**2 * lam)
+    density = sp.simplify(mp1.subs(lam, x**2) * 2 * x)
+    assert sp.simplify(sp.integrate(density, (x, 0, 2 * r)) - 1) == 0
+    return density
+
+
+def derive_quarter_circle_cdf() -> sp.Expr:
+    """CDF of the quarter-circle law on ``[0, 2r]`` (``0 <= x <= 2r``)."""
+    t = sp.symbols("t", positive=True)
+    cdf = sp.integrate(derive_quarter_circle_density().subs(x, t), (t, 0, x))
+    cdf = sp.simplify(cdf)
+    assert sp.simplify(cdf.subs(x, 2 * r) - 1) == 0
+    return cdf
+
+
+def derive_quarter_circle_edge() -> sp.Expr:
+    """Upper edge of the quarter circle: where the density vanishes."""
+    roots = [e for e in sp.solve(derive_quarter_circle_density(), x) if e.is_positive]
+    return roots[0]
+
+
+# ----------------------------------------------------------------------------- GAP-4
+
+
+def derive_product_chi() -> sp.Expr:
+    """``chi(z) = z S(z)/(1 + z)`` of ``mu_c = MP_c [x] MP_c``, ``S(z) = 1/(1 + c z)^2`` (the
+    S-transform of one Marchenko-Pastur law of ratio ``c`` and mean 1, squared by freeness).
+    ``chi`` inverts ``psi(u) = sum_k m_k u^k``."""
+    return z / ((1 + z) * (1 + c * z) ** 2)
+
+
+def derive_product_edge_equation() -> sp.Expr:
+    """Numerator of ``chi'(z)`` (its positive root ``z*`` gives the edge ``1/chi(z*)``)."""
+    num = sp.numer(sp.together(sp.diff(derive_product_chi(), z)))
+    return sp.expand(num * 2 * c / sp.Poly(num, z).LC())
+
+
+def derive_product_edge() -> sp.Expr:
+    """Upper edge ``x_+(c)`` of ``mu_c``: ``1/chi(z*)`` at the positive root of ``chi' = 0``."""
+    roots = sp.solve(derive_product_edge_equation(), z)
+    positive = [e for e in roots if e.subs(c, 1).is_positive]
+    return sp.simplify(1 / derive_product_chi().subs(z, positive[0]))
+
+
+def derive_product_edge_w() -> sp.Expr:
+    """``x_+`` in the variable ``w = sqrt(1 + 8/c)`` (so ``z* = (w - 1)/4``):
+    ``(w + 3)^3/((w + 1)^2 (w - 1))``; equal to ``derive_product_edge`` (checked)."""
+    w = sp.symbols("w", positive=True)
+    edge = sp.factor(sp.simplify((1 / derive_product_chi()).subs(z, (w - 1) / 4)
+                                 .subs(c, 8 / (w**2 - 1))))
+    check = (edge - derive_product_edge()).subs(w, sp.sqrt(1 + 8 / c))
+    assert all(abs(sp.N(check.subs(c, cv))) < 1e-12 for cv in (sp.Rational(1, 3), 1, 5))
+    return edge
+
+
+def derive_key_query_edge() -> sp.Expr:
+    """Edge of the singular values of ``sqrt(T) A_perp / v`` (first order in ``v``):
+    ``sqrt(x_+(c)/c)``."""
+    return sp.sqrt(derive_product_edge() / c)
+
+
+def derive_product_cubic() -> sp.Poly:
+    """``psi(u)`` solves ``chi(psi) = u``: a cubic in ``psi`` with coefficients in ``u, c``."""
+    p, q = sp.fraction(sp.together(derive_product_chi().subs(z, psi) - u))
+    return sp.Poly(sp.expand(-p + 0 * q), psi)
+
+
+def derive_product_cubic_shifted() -> sp.Poly:
+    """The cubic in ``eta = psi + 1/c`` at ``u = 1/x``, times ``x``: ``c^2 eta^3 + c(c - 1)
+    eta^2 - x eta + x/c``. At ``x = 0`` the cubic is ``(psi + 1)(c psi + 1)^2``, so the roots
+    near the hard edge ``x -> 0`` are small in ``eta``: this form keeps them accurate."""
+    cubic = derive_product_cubic().as_expr()
+    return sp.Poly(sp.expand((cubic.subs(u, 1 / x) * x).subs(psi, eta - 1 / c)), eta)
+
+
+def derive_product_moments(n: int) -> list[sp.Expr]:
+    """``m_1 .. m_n`` of ``mu_c`` by series inversion of ``chi`` (Lagrange): ``chi(psi(u)) = u``
+    solved order by order."""
+    coeffs = sp.symbols(f"a1:{n + 1}")
+    series = sum(a * u ** (k + 1) for k, a in enumerate(coeffs))
+    expansion = sp.series(derive_product_chi().subs(z, series), u, 0, n + 1).removeO()
+    solution: dict = {}
+    for k in range(1, n + 1):
+        eq = sp.expand(expansion.coeff(u, k).subs(solution)) - (1 if k == 1 else 0)
+        solution[coeffs[k - 1]] = sp.expand(sp.solve(eq, coeffs[k - 1])[0])
+    return [sp.factor(solution[a]) for a in coeffs]
 
 
 def generated_functions() -> list[tuple[str, sp.Expr, tuple[sp.Symbol, ...]]]:
     """The closed forms printed into ``theory/_generated/gap_spectra.py``: (name, expr, args)."""
-    return []
+    return [
+        ("sigma1_squared", derive_sigma1_squared(), (b, T)),
+        ("sigma1_squared_asymptotic", derive_sigma1_squared_asymptotic(), (s, T)),
+        ("circular_radial_cdf", derive_circular_radial_cdf(), (rho, r)),
+        ("quarter_circle_cdf", derive_quarter_circle_cdf(), (x, r)),
+        ("quarter_circle_edge", derive_quarter_circle_edge(), (r,)),
+        ("product_edge", derive_product_edge(), (c,)),
+        ("key_query_edge", derive_key_query_edge(), (c,)),
+    ]
+
+
+def _generated():
+    """The printed evaluators (imported lazily: ``theory.derive`` rewrites them from here)."""
+    from theory._generated import gap_spectra
+
+    return gap_spectra
+
+
+# ----------------------------------------------------------------------------- numerics
+
+
+def lognormal_radius(markov_s: float) -> float:
+    """``r = sigma/m = sqrt(e^{s^2} - 1)``: the large-``T`` radius of the bulk of ``sqrt(T) A``."""
+    return math.sqrt(math.expm1(float(markov_s) ** 2))
+
+
+def finite_radius(T: int, markov_s: float) -> float:
+    """``r_T = sqrt(b_T)``, ``b_T = E ||A_perp||_F^2`` exact (entries of ``sqrt(T) A_perp``
+    have variance ``b_T/T``)."""
+    from theory.gap import markov_frobenius2
+
+    return math.sqrt(markov_frobenius2(int(T), float(markov_s)) - 1.0)
+
+
+def sigma1_squared_excess(T: int, markov_s: float) -> float:
+    """``E sigma_1(A)^2 - 1 = b_T/T`` to ``O(T^-2)``."""
+    return finite_radius(T, markov_s) ** 2 / T
+
+
+def sigma1_squared_bias_bound(sigma_1: np.ndarray, sigma_1_perp: np.ndarray) -> np.ndarray:
+    """Per-sample bound on ``|(sigma_1^2 - 1) - |c|^2/T|`` from the secular equation (module
+    docstring); ``inf`` where ``sigma_1(A_perp) >= 1``. Arrays of one value per sample."""
+    lam = np.asarray(sigma_1, dtype=float) ** 2
+    p = np.asarray(sigma_1_perp, dtype=float) ** 2
+    excess = np.maximum(lam - 1.0, 0.0)
+    with np.errstate(divide="ignore"):
+        up = np.where(p < 1.0, lam * excess * p / (1.0 - p), np.inf)
+    return np.maximum(excess**2, up)
+
+
+def circular_radial_cdf(radius: np.ndarray | float, r_: float) -> np.ndarray:
+    """Radial CDF of the uniform disc of radius ``r_`` (clipped to ``[0, 1]``)."""
+    rad = np.clip(np.asarray(radius, dtype=float), 0.0, r_)
+    return _generated().circular_radial_cdf(rad, r_)
+
+
+def circular_radial_quantile(p: np.ndarray, r_: float) -> np.ndarray:
+    """Inverse of ``circular_radial_cdf``."""
+    return r_ * np.sqrt(np.asarray(p, dtype=float))
+
+
+def quarter_circle_cdf(xs: np.ndarray | float, r_: float) -> np.ndarray:
+    """CDF of the quarter circle on ``[0, 2 r_]`` (clipped)."""
+    xx = np.clip(np.asarray(xs, dtype=float), 0.0, 2.0 * r_)
+    return np.clip(_generated().quarter_circle_cdf(xx, r_), 0.0, 1.0)
+
+
+def quarter_circle_quantile(p: np.ndarray, r_: float) -> np.ndarray:
+    """Inverse of ``quarter_circle_cdf`` (bisection, to 1e-14 relative)."""
+    return _invert(lambda t: quarter_circle_cdf(t, r_), np.asarray(p, dtype=float),
+                   0.0, 2.0 * r_)
+
+
+def _invert(cdf, p: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    a = np.full(p.shape, lo)
+    bb = np.full(p.shape, hi)
+    for _ in range(60):
+        mid = (a + bb) / 2
+        below = cdf(mid) < p
+        a = np.where(below, mid, a)
+        bb = np.where(below, bb, mid)
+    return (a + bb) / 2
+
+
+def _edges(c_: float) -> tuple[float, float]:
+    """Support ``[x_-, x_+]`` of the absolutely continuous part of ``mu_c``: ``1/chi`` at the
+    two roots of ``2 c z^2 + c z - 1``; ``x_- = 0`` (a hard edge) for ``c >= 1``."""
+    if c_ >= 1.0:
+        lower = 0.0
+    else:
+        zm = (-c_ - math.sqrt(c_**2 + 8 * c_)) / (4 * c_)
+        lower = 1.0 / float(derive_product_chi().subs({c: c_, z: zm}))
+    return lower, float(_generated().product_edge(c_))
+
+
+@functools.cache
+def _cubic(c_: float) -> tuple:
+    coeffs = derive_product_cubic_shifted().all_coeffs()
+    return tuple(sp.lambdify(x, k.subs(c, c_), "math") for k in coeffs)
+
+
+def product_density(xs: np.ndarray | float, c_: float) -> np.ndarray:
+    """Density of the absolutely continuous part of ``mu_c`` (mass ``min(1, 1/c)``):
+    ``-Im G(x + i0)/pi = |Im psi(1/x)|/(pi x)``, ``psi`` the complex root of the cubic
+    (``derive_product_cubic_shifted``; zero where all roots are real)."""
+    c_ = float(c_)
+    coeffs = _cubic(c_)
+    xx = np.atleast_1d(np.asarray(xs, dtype=float))
+    out = np.zeros(xx.shape)
+    for i, xi in enumerate(xx):
+        if xi <= 0:
+            continue
+        roots = np.roots([k(xi) for k in coeffs])
+        out[i] = np.max(np.abs(roots.imag)) / (math.pi * xi)
+    return out if np.ndim(xs) else out[0]
+
+
+def _power(c_: float) -> int:
+    """Exponent ``p`` of the map ``x = x_- + (x_+ - x_-) sin(theta/2)^(2p)``: 3 smooths the
+    hard edge at 0 (``c >= 1``, density ``~ x^{-2/3}`` or ``x^{-1/2}``), 1 a square-root edge."""
+    return 3 if c_ >= 1.0 else 1
+
+
+@functools.cache
+def _product_cdf_table(c_: float, n: int = 800) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative a.c. mass of ``mu_c`` at ``theta_k = k pi/n`` (map of ``_power``), by
+    adaptive quadrature between nodes (smooth integrand in ``theta``)."""
+    lo, hi = _edges(c_)
+    p = _power(c_)
+    thetas = np.linspace(0.0, math.pi, n + 1)
+
+    def integrand(th: float) -> float:
+        sn = math.sin(th / 2)
+        xx = lo + (hi - lo) * sn ** (2 * p)
+        dx = (hi - lo) * p * sn ** (2 * p - 1) * math.cos(th / 2)
+        return float(product_density(xx, c_) * dx)
+
+    pieces = [integrate.quad(integrand, a, bb, epsabs=1e-14, epsrel=1e-12)[0]
+              for a, bb in zip(thetas[:-1], thetas[1:], strict=True)]
+    return thetas, np.concatenate([[0.0], np.cumsum(pieces)])
+
+
+def product_cdf(xs: np.ndarray | float, c_: float) -> np.ndarray:
+    """CDF of ``mu_c`` (atom ``max(0, 1 - 1/c)`` at 0 included), by monotone cubic
+    interpolation in ``theta`` of the tabulated quadrature (error below 1e-6)."""
+    from scipy.interpolate import PchipInterpolator
+
+    c_ = float(c_)
+    thetas, cum = _product_cdf_table(c_)
+    lo, hi = _edges(c_)
+    xx = np.asarray(xs, dtype=float)
+    frac = np.clip((xx - lo) / (hi - lo), 0.0, 1.0)
+    theta = 2 * np.arcsin(frac ** (1 / (2 * _power(c_))))
+    atom = max(0.0, 1.0 - 1.0 / c_)
+    return np.where(xx < 0, 0.0, atom + PchipInterpolator(thetas, cum)(theta))
+
+
+def key_query_singular_cdf(t: np.ndarray | float, c_: float) -> np.ndarray:
+    """CDF over the ``T`` singular values ``t`` of ``sqrt(T) A_perp / v`` at first order in the
+    score std ``v``: ``1 - c mu_c((c t^2, inf))``, ``c = d_k/T``."""
+    tt = np.asarray(t, dtype=float)
+    return np.clip(1.0 - c_ * (1.0 - product_cdf(c_ * tt**2, c_)), 0.0, 1.0)
+
+
+def key_query_singular_quantile(p: np.ndarray, c_: float) -> np.ndarray:
+    """Inverse of ``key_query_singular_cdf``."""
+    return _invert(lambda t: key_query_singular_cdf(t, c_), np.asarray(p, dtype=float), 0.0,
+                   float(_generated().key_query_edge(c_)))
+
+
+def key_query_score_std(T: int, beta: float) -> float:
+    """Score std ``v = beta sqrt(ln T)`` of key-query attention on isometric tokens."""
+    return float(beta) * math.sqrt(math.log(T))
+
+
+def key_query_frobenius_perp(T: int, d_k: int, beta: float) -> float:
+    """Exact ``E ||A_perp||_F^2 = T E ipr - 1`` of key-query attention (REM-F at finite
+    ``d_k``): the second moment of the singular values of ``sqrt(T) A_perp``, hence the
+    finite-size scale ``v_T^2`` of the bulk law."""
+    from theory.rem_key_query import ipr_key_query
+
+    return float(T * ipr_key_query(T, d_k, beta) - 1.0)
+
+
+register(Prediction(
+    "gap1_sigma1_squared_excess", "GAP-1",
+    "E sigma_1(A)^2 - 1 of random-Markov attention: b_T/T with b_T = E||A_perp||_F^2 exact",
+    ("T", "markov_s"), "error O(T^-2), bounded per sample by the secular equation",
+    lambda T, markov_s: sigma1_squared_excess(T, markov_s), derive_sigma1_squared()))
+register(Prediction(
+    "gap1_sigma1_squared_asymptotic", "GAP-1",
+    "E sigma_1(A)^2 = 1 + r^2/T, r^2 = e^{s^2} - 1",
+    ("markov_s", "T"), "large T (b_T -> r^2)",
+    lambda markov_s, T: _generated().sigma1_squared_asymptotic(markov_s, T),
+    derive_sigma1_squared_asymptotic()))
+register(Prediction(
+    "gap2_bulk_radius", "GAP-2",
+    "radius r = sqrt(e^{s^2} - 1) of the eigenvalue disc of sqrt(T) A (outlier removed)",
+    ("markov_s",), "T -> infinity; circular law for random Markov matrices",
+    lambda markov_s: lognormal_radius(markov_s), sp.sqrt(sp.exp(s**2) - 1)))
+register(Prediction(
+    "gap2_bulk_radius_finite", "GAP-2",
+    "finite-T radius r_T = sqrt(E||A_perp||_F^2) (exact quadrature)",
+    ("T", "markov_s"), "law of i.i.d. entries of variance b_T/T at finite T",
+    lambda T, markov_s: finite_radius(T, markov_s)))
+register(Prediction(
+    "gap2_singular_edge", "GAP-2",
+    "edge 2r of the quarter-circle law of the singular values of sqrt(T) A (outlier removed)",
+    ("markov_s",), "T -> infinity",
+    lambda markov_s: _generated().quarter_circle_edge(lognormal_radius(markov_s)),
+    derive_quarter_circle_edge()))
+register(Prediction(
+    "gap4_key_query_edge", "GAP-4",
+    "edge of the singular values of sqrt(T) A_perp / v for key-query attention, v = beta "
+    "sqrt(ln T): sqrt(x_+(c)/c), x_+ the edge of MP_c [x] MP_c, c = d_k/T",
+    ("c",), "first order in v (small beta); T, d_k -> infinity at fixed c",
+    lambda c: _generated().key_query_edge(c), derive_key_query_edge()))
