@@ -68,7 +68,8 @@ def gap2_bulk(result: ClaimResult) -> Figure:
     return fig
 
 
-def _map_panel(ax, rows: list[dict], key: str, ks: str, title: str, line) -> None:
+def _map_panel(ax, rows: list[dict], key: str, ks: str, title: str, lines) -> None:
+    """KS distances over (``key``, ``T``) with ``lines``: ``[(label, style, T -> key)]``."""
     xs = np.array([r[key] for r in rows])
     Ts = np.array([r["T"] for r in rows])
     vals = np.array([r[ks] for r in rows])
@@ -78,26 +79,45 @@ def _map_panel(ax, rows: list[dict], key: str, ks: str, title: str, line) -> Non
         ax.annotate(f"{v:.3f}", (x, t), fontsize=6, ha="center", va="bottom",
                     xytext=(0, 6), textcoords="offset points")
     dense = np.geomspace(Ts.min() / 1.3, Ts.max() * 1.3, 50)
-    ax.plot(line(dense), dense, "k--", lw=1, label="REM critical point")
+    right = xs.max()
+    for label, style, line in lines:
+        ax.plot(line(dense), dense, style, color="k", lw=1, label=label)
+        right = max(right, float(np.min(line(dense))))
     ax.set(yscale="log", xlabel=key, ylabel="T", title=title)
-    ax.set_xlim(0, max(xs.max(), float(np.min(line(dense)))) * 1.15)
-    ax.legend(fontsize=7, loc="upper right")
+    if key == "beta":
+        ax.set_xscale("log")
+        ax.set_xlim(xs.min() / 1.5, right * 1.5)
+    else:
+        ax.set_xlim(0, right * 1.15)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     plt.colorbar(sc, ax=ax, label="log10 KS distance")
 
 
 def gap_validity_map(result: ClaimResult) -> Figure:
     """Where the bulk laws hold: KS distance of the singular-value ESD to its law over
     (``markov_s``, ``T``) (GAP-2 result) or (``beta``, ``T``) (GAP-4 result), with the REM
-    critical line (``s = sqrt(2 ln T)``, ``beta = beta_c``)."""
+    critical line of a row (``s = sqrt(2 ln T)``, ``beta = beta_c = sqrt 2``) and the line where
+    the squared entries, a REM at twice the scale, condense (``s = sqrt(ln T / 2)``,
+    ``beta = beta_c / 2``)."""
     rows = result.data["map"]
-    fig, ax = plt.subplots(figsize=(6.5, 4.6))
     if "markov_s" in rows[0]:
+        fig, ax = plt.subplots(figsize=(6.5, 5.0))
         _map_panel(ax, rows, "markov_s", "ks_singular_r_T",
                    r"random Markov: quarter circle of radius $r_T$",
-                   lambda T: np.sqrt(2 * np.log(T)))
+                   [(r"row REM critical point $s=\sqrt{2\ln T}$", "--",
+                     lambda T: np.sqrt(2 * np.log(T))),
+                    (r"squared entries condense $s=\sqrt{\ln T/2}$", ":",
+                     lambda T: np.sqrt(np.log(T) / 2))])
     else:
-        _map_panel(ax, rows, "beta", "ks_v_T", r"key-query: $MP\boxtimes MP$ at scale $v_T$",
-                   lambda T: np.full_like(T, math.sqrt(2.0)))
+        fig, axes = plt.subplots(1, 2, figsize=(12, 5.0))
+        lines = [(r"row REM critical point $\beta_c=\sqrt{2}$", "--",
+                  lambda T: np.full_like(T, math.sqrt(2.0))),
+                 (r"squared entries condense $\beta_c/2$", ":",
+                  lambda T: np.full_like(T, math.sqrt(0.5)))]
+        _map_panel(axes[0], rows, "beta", "ks_v_T",
+                   r"key-query vs $MP\boxtimes MP$ at scale $v_T$ (GAP-4)", lines)
+        _map_panel(axes[1], rows, "beta", "ks_iid",
+                   r"key-query vs i.i.d.-lognormal quarter circle (GAP-2's law)", lines)
     r0 = result.data["rows"][0]
     stamp(fig, result, r0["samples"], r0["seed"])
     fig.tight_layout(rect=(0, 0.03, 1, 1))

@@ -164,3 +164,15 @@ def test_figures_are_written_and_stamped(capsys, tmp_path, monkeypatch) -> None:
     stamps = [t.get_text() for t in fig.texts]
     assert any("GAP-3" in t and "seed" in t and "samples" in t and "sigprop" in t
                for t in stamps)
+
+
+def test_closed_pipe_is_quiet() -> None:
+    """``sigprop run ... | head -c 1``: no traceback when the reader goes away."""
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "sim", "run", "--T", "4", "--d", "4", "--depth", "200",
+         "--samples", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    producer.stdout.read(1)
+    producer.stdout.close()
+    err = producer.stderr.read().decode()
+    producer.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -283,8 +283,10 @@ def run_gap2(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                      "to the r_T law "
                      "falls significantly from the smallest to the largest T; there the disc "
                      "and quarter circle hold asymptotically. "
-                     "Where it does not decrease over the grid (the REM side, s near "
-                     "sqrt(2 ln T)) the prediction is not supported at these T.")
+                     "Where it does not decrease over the grid (s beyond sqrt(ln T / 2), "
+                     "where the squared entries that set the entry variance condense onto a "
+                     "few terms: half the REM critical scale of a row) the prediction is not "
+                     "supported at these T.")
         else:
             verdict = "refuted" if any(not c.passed for c in law_comps) else "open"
             notes = ("No parameter value shows a KS distance decreasing with T over the grid, "
