@@ -67,4 +67,11 @@ def all_predictions() -> dict[str, Prediction]:
 
 
 def _load_all() -> None:
-    from theory import gap, gap_depth, gap_spectra, rem, rem_key_query  # noqa: F401  (registers on import)
+    # importing registers
+    import theory.gap  # noqa: F401
+    import theory.gap_depth  # noqa: F401
+    import theory.gap_spectra  # noqa: F401
+    import theory.power_random  # noqa: F401
+    import theory.power_shared  # noqa: F401
+    import theory.rem  # noqa: F401
+    import theory.rem_key_query  # noqa: F401

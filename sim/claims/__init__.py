@@ -80,7 +80,13 @@ def register(claim: Claim) -> Claim:
 
 
 def _load_all() -> None:
-    from sim.claims import gap, gap_depth, gap_spectra, rem  # noqa: F401  (registers on import)
+    # importing registers
+    import sim.claims.gap  # noqa: F401
+    import sim.claims.gap_depth  # noqa: F401
+    import sim.claims.gap_spectra  # noqa: F401
+    import sim.claims.power_random  # noqa: F401
+    import sim.claims.power_shared  # noqa: F401
+    import sim.claims.rem  # noqa: F401
 
 
 def all_claims() -> dict[str, Claim]:

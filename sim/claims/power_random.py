@@ -1,0 +1,1 @@
+"""Layers as power iterations: claims, work in progress (see issue 5)."""
