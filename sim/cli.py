@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from sim.config import ACTIVATIONS, ATTENTIONS, DTYPES, GAPS, INPUTS, NORMS, Config
+from sim.config import ACTIVATIONS, ATTENTIONS, DTYPES, GAPS, INPUTS, NORMS, VALUES, Config
 from sim.profiles import DEFAULT_PROFILE, PROFILES
 
 EXIT_USAGE = 2
 _CHOICES = {"norm": NORMS, "attention": ATTENTIONS, "gap": GAPS, "input": INPUTS,
-            "dtype": DTYPES, "activation": ACTIVATIONS}
+            "dtype": DTYPES, "activation": ACTIVATIONS, "value": VALUES}
 
 
 class UsageError(Exception):
@@ -35,8 +35,19 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _parse_vector(text: str) -> tuple[float, ...]:
+    """A vector flag: comma-separated reals (``--steer-u 1,0,0``)."""
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of reals"
+                                         ) from None
+
+
 def _field_type(name: str, annotation: Any) -> Any:
     text = str(annotation)
+    if "tuple" in text:
+        return _parse_vector
     if "bool" in text:
         return bool
     if "int" in text:
@@ -68,6 +79,8 @@ def _add_config_flags(parser: argparse.ArgumentParser, lists: bool = False) -> N
             helptext += f"; one of {', '.join(_CHOICES[f.name])}"
         if kind is bool:
             helptext += "; true or false"
+        if kind is _parse_vector:
+            helptext += "; comma-separated reals (one value, also in a sweep)"
         group.add_argument(flag, dest=f.name, metavar=f.name.upper() if lists else None,
                            type=str if lists else (_parse_bool if kind is bool else kind),
                            default=None, help=helptext)
@@ -87,6 +100,9 @@ def _grid(args: argparse.Namespace) -> list[Config]:
         kind = _field_type(f.name, f.type)
         convert = _parse_bool if kind is bool else kind
         try:
+            if kind is _parse_vector:
+                axes[f.name] = [kind(text)]
+                continue
             axes[f.name] = [convert(v) for v in text.split(",")]
         except (ValueError, argparse.ArgumentTypeError) as exc:
             raise UsageError(f"--{f.name.replace('_', '-')}: bad value {text!r} ({exc})") from exc
@@ -95,13 +111,15 @@ def _grid(args: argparse.Namespace) -> list[Config]:
             for combo in itertools.product(*(axes[n] for n in names))]
 
 
-KIND_NAMES = ("forward", "order", "attention", "rows", "spectra", "gradient")
+KIND_NAMES = ("forward", "order", "attention", "rows", "spectra", "gradient", "alignment")
 KIND_HELP = ("forward (every observable at every layer), order (forward without the rank "
              "observables; faster), attention (layer-1 attention stable ranks and top singular "
              "values), rows (layer-1 softmax row entropy, ipr and overlap), spectra (layer-1 "
              "eigenvalues and singular values, one row each), gradient (exact "
              "||dX_L/dW_V^l||_F^2 of an attention-only stack with input-independent "
-             "attention); default forward")
+             "attention), alignment (per layer, the tokens' alignment with the top "
+             "eigen-directions of the value product F, of I + F, of P(I + F) and with the "
+             "steering direction); default forward")
 
 
 def build_parser() -> argparse.ArgumentParser:

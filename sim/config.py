@@ -11,6 +11,7 @@ Conventions (shared by the engine, the NumPy reference and the theory):
   ``sigma_b2``. With ``heads > 1`` the concatenated heads pass through ``W_O`` (``d x d``,
   variance ``1/d``); a single head has no output projection, as in the papers.
 - Blocks: ``post``: ``Z = LN(alpha_attn X + Attn(X))``, ``X' = LN(alpha_mlp Z + MLP(Z))``;
+  ``l2``: as ``post`` with an L2 normaliser (each token scaled to ``|x|^2 = d``, no centring);
   ``pre``: ``Z = alpha_attn X + Attn(LN X)``, ``X' = alpha_mlp Z + MLP(LN Z)``;
   ``none``: as ``pre`` without LN. LayerNorm has no affine parameters and normalises each token to
   ``|x|^2 = d`` (population variance, epsilon ``LN_EPS``).
@@ -18,6 +19,11 @@ Conventions (shared by the engine, the NumPy reference and the theory):
   ``N(-markov_s^2/2, markov_s^2)``. ``gap="remove"`` uses ``A - 1 1^T / T``;
   ``gap="differential"`` uses ``A_1 - diff_lambda A_2`` (differential attention), ``A_2`` an
   independent draw of the same ensemble (its own logits, or its own ``W_Q, W_K``).
+- Value/output product: one head applies ``F = W_V^T`` to each token (column) vector, i.e. the
+  head's output is ``A X F^T``. ``value="random"``: ``W_V`` Gaussian (above);
+  ``"symmetric"``: ``F = (G + G^T)/sqrt(2)``, ``G`` drawn as ``W_V``; ``"given"``: ``F`` from
+  ``value_matrix`` (``d*d`` floats, row-major). ``steer_mu != 0`` adds ``steer_mu u u^T`` to ``F``
+  (``u = steer_u`` normalised, ``e_1`` when empty) in every layer.
 """
 
 from __future__ import annotations
@@ -28,9 +34,10 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
-NORMS = ("post", "pre", "none")
+NORMS = ("post", "pre", "none", "l2")
 ATTENTIONS = ("softmax", "markov", "uniform", "identity")
 GAPS = ("keep", "remove", "differential")
+VALUES = ("random", "symmetric", "given")
 INPUTS = ("isometric", "simplex", "gaussian")
 DTYPES = ("float64", "float32")
 ACTIVATIONS = ("relu",)
@@ -66,6 +73,16 @@ def _real(name: str, value: Any, lo: float | None = None, hi: float | None = Non
         raise ValueError(f"{name}={value!r} must be <= {hi}")
 
 
+def _flatten(v: Any) -> list[Any]:
+    """Entries of a nested sequence or array, row-major."""
+    if hasattr(v, "ravel"):
+        return list(v.ravel())
+    out: list[Any] = []
+    for x in v:
+        out.extend(_flatten(x) if isinstance(x, (list, tuple)) or hasattr(x, "ravel") else [x])
+    return out
+
+
 @dataclass(frozen=True)
 class Config:
     """One deep random transformer. Field names are the CLI flags (``--sigma-v2`` etc.)."""
@@ -92,6 +109,10 @@ class Config:
     causal: bool = False
     input: str = "isometric"
     rho: float = 0.0
+    value: str = "random"
+    value_matrix: tuple[float, ...] = ()
+    steer_mu: float = 0.0
+    steer_u: tuple[float, ...] = ()
     dtype: str = "float64"
 
     def __post_init__(self) -> None:
@@ -115,6 +136,9 @@ class Config:
         _choice("attention", self.attention, ATTENTIONS)
         _choice("gap", self.gap, GAPS)
         _choice("input", self.input, INPUTS)
+        _choice("value", self.value, VALUES)
+        _real("steer_mu", self.steer_mu)
+        self._check_vectors()
         _choice("dtype", self.dtype, DTYPES)
         for name in ("mlp", "shared_weights", "causal"):
             if not isinstance(getattr(self, name), bool):
@@ -128,11 +152,39 @@ class Config:
                 f"input='simplex' needs T <= d (a {self.T}-point simplex spans {self.T} "
                 f"dimensions), got T={self.T} > d={self.d}")
 
+    def _check_vectors(self) -> None:
+        """``value_matrix`` and ``steer_u``: flat tuples of finite reals of the right length."""
+        if self.value != "random" and self.heads != 1:
+            raise ValueError(f"value={self.value!r} needs heads=1 (F = W_V^T of one head), "
+                             f"got heads={self.heads}")
+        if self.value == "given":
+            if len(self.value_matrix) != self.d * self.d:
+                raise ValueError(f"value='given' needs value_matrix with d*d = {self.d * self.d} "
+                                 f"entries, got {len(self.value_matrix)}")
+        elif self.value_matrix:
+            raise ValueError("value_matrix is only used with value='given'; leave it empty")
+        if self.steer_u and len(self.steer_u) != self.d:
+            raise ValueError(f"steer_u needs d = {self.d} entries (or none for e_1), got "
+                             f"{len(self.steer_u)}")
+        for name in ("value_matrix", "steer_u"):
+            for v in getattr(self, name):
+                _real(name + " entry", v)
+        if self.steer_u and not any(self.steer_u):
+            raise ValueError("steer_u must not be the zero vector")
+
     def _normalise_numbers(self) -> None:
         """Store NumPy integers and reals as Python ``int`` and ``float`` (validated later)."""
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, bool) or isinstance(v, str):
+                continue
+            if f.name in ("value_matrix", "steer_u"):
+                try:
+                    flat = tuple(float(x) if isinstance(x, numbers.Real) and not isinstance(
+                        x, bool) else x for x in _flatten(v))
+                except TypeError:
+                    raise ValueError(f"{f.name}={v!r} must be a sequence of reals") from None
+                object.__setattr__(self, f.name, flat)
                 continue
             if f.type in ("int",) and isinstance(v, numbers.Integral):
                 object.__setattr__(self, f.name, int(v))
@@ -157,7 +209,11 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON values (vector fields as lists); ``from_dict`` inverts it."""
+        values = dataclasses.asdict(self)
+        for name in ("value_matrix", "steer_u"):
+            values[name] = list(values[name])
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Config:

@@ -29,10 +29,10 @@ import numpy as np
 from numba import prange
 
 from sim import rng
-from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, Config
+from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, VALUES, Config
 
 # Bump when a kernel changes its numbers: it is part of every cache key.
-KERNEL_VERSION = "3"
+KERNEL_VERSION = "4"
 
 OBSERVABLES = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
                "entropy", "ipr", "norm", "gram_stable_rank")
@@ -45,10 +45,14 @@ N_OBS = len(OBSERVABLES)
 RANK_RTOL = 1e-5
 
 (I_T, I_D, I_HEADS, I_DEPTH, I_DFF, I_NORM, I_MLP, I_ATTENTION, I_GAP, I_SHARED, I_CAUSAL,
- I_INPUT) = range(12)
+ I_INPUT, I_VALUE) = range(13)
 (F_BETA, F_SIGMA_V2, F_SIGMA_W2, F_SIGMA_B2, F_ALPHA_ATTN, F_ALPHA_MLP, F_MARKOV_S, F_RHO,
- F_DIFF_LAMBDA) = range(9)
-NORM_POST, NORM_PRE, NORM_NONE = range(3)
+ F_DIFF_LAMBDA, F_STEER_MU) = range(10)
+#: ``fp`` holds ``value_matrix`` (``d*d``, value="given" only) and then the unit steering vector
+#: ``u`` (``d``, steer_mu != 0 only) after its scalar slots
+F_VECTORS = 10
+NORM_POST, NORM_PRE, NORM_NONE, NORM_L2 = range(4)
+VALUE_RANDOM, VALUE_SYMMETRIC, VALUE_GIVEN = range(3)
 ATT_SOFTMAX, ATT_MARKOV, ATT_UNIFORM, ATT_IDENTITY = range(4)
 INPUT_ISOMETRIC, INPUT_SIMPLEX, INPUT_GAUSSIAN = range(3)
 GAP_KEEP, GAP_REMOVE, GAP_DIFFERENTIAL = range(3)
@@ -59,13 +63,27 @@ def encode(config: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ip = np.array([config.T, config.d, config.heads, config.depth, config.hidden,
                    NORMS.index(config.norm), int(config.mlp), ATTENTIONS.index(config.attention),
                    GAPS.index(config.gap), int(config.shared_weights), int(config.causal),
-                   INPUTS.index(config.input)], dtype=np.int64)
+                   INPUTS.index(config.input), VALUES.index(config.value)], dtype=np.int64)
     fp = np.array([config.beta, config.sigma_v2, config.sigma_w2, config.sigma_b2,
                    config.alpha_attn, config.alpha_mlp, config.markov_s, config.rho,
-                   config.diff_lambda],
+                   config.diff_lambda, config.steer_mu],
                   dtype=np.float64)
+    vectors = [np.asarray(config.value_matrix, dtype=np.float64)]
+    if config.steer_mu != 0.0:
+        vectors.append(steering_direction(config))
+    fp = np.concatenate([fp] + vectors)
     proto = np.zeros(0, dtype=np.dtype(config.dtype))
     return ip, fp, proto
+
+
+def steering_direction(config: Config) -> np.ndarray:
+    """The unit steering vector ``u`` (``d``): ``steer_u`` normalised, ``e_1`` when empty."""
+    if not config.steer_u:
+        u = np.zeros(config.d)
+        u[0] = 1.0
+        return u
+    u = np.asarray(config.steer_u, dtype=np.float64)
+    return u / np.linalg.norm(u)
 
 
 # ----------------------------------------------------------------------------- draws
@@ -132,6 +150,7 @@ def draw_layer(ip, fp, seed, layer, proto):
         if second:
             g2 = _normal((heads, T, T), seed, layer, rng.LOGITS2, -0.5 * s * s, s, proto)
     wv = _normal((heads, d, dk), seed, layer, rng.W_V, 0.0, math.sqrt(fp[F_SIGMA_V2] / d), proto)
+    _value_treatment(wv, ip, fp)
     wo = empty2
     if heads > 1:
         wo = _normal((d, d), seed, layer, rng.W_O, 0.0, math.sqrt(1.0 / d), proto)
@@ -143,6 +162,29 @@ def draw_layer(ip, fp, seed, layer, proto):
         w2 = _normal((dff, d), seed, layer, rng.W_2, 0.0, math.sqrt(fp[F_SIGMA_W2] / dff), proto)
         b2 = _normal((d,), seed, layer, rng.B_2, 0.0, sb, proto)
     return wq, wk, wv, wo, w1, b1, w2, b2, g, wq2, wk2, g2
+
+
+@numba.njit(cache=True)
+def _value_treatment(wv, ip, fp):
+    """Apply ``value`` and steering to ``W_V`` (one head, ``d x d``, ``F = W_V^T``) in place."""
+    d = ip[I_D]
+    mode = ip[I_VALUE]
+    if mode == VALUE_SYMMETRIC:
+        w = wv[0].astype(np.float64)
+        inv = 1.0 / math.sqrt(2.0)
+        for i in range(d):
+            for j in range(d):
+                wv[0, i, j] = (w[i, j] + w[j, i]) * inv
+    elif mode == VALUE_GIVEN:
+        for i in range(d):
+            for j in range(d):
+                wv[0, i, j] = fp[F_VECTORS + j * d + i]  # W_V[i, j] = F[j, i]
+    mu = fp[F_STEER_MU]
+    if mu != 0.0:
+        off = F_VECTORS + (d * d if mode == VALUE_GIVEN else 0)
+        for i in range(d):
+            for j in range(d):
+                wv[0, i, j] = wv[0, i, j] + mu * fp[off + i] * fp[off + j]
 
 
 # ----------------------------------------------------------------------------- forward pass
@@ -165,6 +207,27 @@ def layer_norm(x):
         for j in range(d):
             out[t, j] = (x[t, j] - mu) * inv
     return out
+
+
+@numba.njit(cache=True)
+def l2_norm(x):
+    """Each row scaled to ``|x_t|^2 = d`` without centring (new array; epsilon ``LN_EPS``)."""
+    T, d = x.shape
+    out = np.empty_like(x)
+    for t in range(T):
+        sq = 0.0
+        for j in range(d):
+            sq += x[t, j] * x[t, j]
+        inv = 1.0 / math.sqrt(sq / d + LN_EPS)
+        for j in range(d):
+            out[t, j] = x[t, j] * inv
+    return out
+
+
+@numba.njit(cache=True)
+def _normalise(x, norm):
+    """The post-placement normaliser: LayerNorm (``post``) or L2 (``l2``)."""
+    return l2_norm(x) if norm == NORM_L2 else layer_norm(x)
 
 
 @numba.njit(cache=True)
@@ -317,11 +380,11 @@ def block(x, weights, ip, fp):
     am = fp[F_ALPHA_MLP]
     norm = ip[I_NORM]
     has_mlp = ip[I_MLP] == 1
-    if norm == NORM_POST:
+    if norm == NORM_POST or norm == NORM_L2:
         y, ent, ipr = _attend(x, weights, ip, fp)
-        z = layer_norm(_axpy(aa, x, y))
+        z = _normalise(_axpy(aa, x, y), norm)
         if has_mlp:
-            z = layer_norm(_axpy(am, z, _mlp(z, w1, b1, w2, b2)))
+            z = _normalise(_axpy(am, z, _mlp(z, w1, b1, w2, b2)), norm)
         return z, ent, ipr
     xa = layer_norm(x) if norm == NORM_PRE else x
     y, ent, ipr = _attend(xa, weights, ip, fp)
@@ -629,3 +692,23 @@ def gradient_samples(ip, fp, seeds, proto):
                 left = np.dot(left, values[layer - 2])
             out[i, layer, 0] = _frobenius2(left) * right[layer]
     return out
+
+
+# ----------------------------------------------------------------------------- GIL-free entries
+
+@numba.njit(nogil=True, cache=True)
+def draw_input_nogil(ip, fp, seed, proto):
+    """``draw_input`` without the GIL (for Python-level kinds that run samples on threads)."""
+    return draw_input(ip, fp, seed, proto)
+
+
+@numba.njit(nogil=True, cache=True)
+def draw_layer_nogil(ip, fp, seed, layer, proto):
+    """``draw_layer`` without the GIL."""
+    return draw_layer(ip, fp, seed, layer, proto)
+
+
+@numba.njit(nogil=True, cache=True)
+def block_nogil(x, weights, ip, fp):
+    """``block`` without the GIL."""
+    return block(x, weights, ip, fp)

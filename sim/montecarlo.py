@@ -7,7 +7,8 @@ version that produced them. A *kind* names what is measured (``KINDS``): ``"forw
 observables (NaN there), for deep stacks; other kinds (registered by ``register_kind``)
 measure one object: ``"attention"`` and ``"rows"`` the layer-1 attention matrix (one row),
 ``"spectra"`` its eigenvalues and singular values (one row per eigenvalue), ``"gradient"`` the
-exact value-weight Jacobian norms of an attention-only stack (one row per layer).
+exact value-weight Jacobian norms of an attention-only stack (one row per layer),
+``"alignment"`` the tokens' alignment with eigen-directions of ``F`` (``sim.alignment``).
 
 Sample ``i`` is seeded by ``SeedSequence(seed, spawn_key=(i,))`` and written to its own slot;
 BLAS runs single-threaded inside the kernels. The same ``(config, samples, seed)`` therefore
@@ -29,6 +30,7 @@ import scipy.linalg.cython_lapack  # noqa: F401  threadpool_limits(1) so the lim
 from threadpoolctl import threadpool_limits
 
 from sim import kernels, rng
+from sim.alignment import ALIGNMENT_OBSERVABLES, alignment_samples
 from sim.config import Config
 from sim.progress import progress_bar
 from sim.version import VERSION
@@ -124,6 +126,16 @@ def _check_gradient(config: Config) -> None:
 
 register_kind(Kind("gradient", kernels.GRADIENT_OBSERVABLES, kernels.gradient_samples,
                    lambda c: c.depth + 1, _check_gradient))
+
+
+def _check_alignment(config: Config) -> None:
+    if config.heads != 1:
+        raise ValueError(f"kind='alignment' needs heads=1 (F = W_V^T of one head), got "
+                         f"heads={config.heads}")
+
+
+register_kind(Kind("alignment", ALIGNMENT_OBSERVABLES, alignment_samples,
+                   lambda c: c.depth + 1, _check_alignment))
 
 
 def get_kind(name: str) -> Kind:

@@ -134,6 +134,7 @@ def draw_layer(config: Config, sample_seed: np.uint64, layer: int,
         return _stream(shape, sample_seed, key_layer, matrix, mean, std, dtype)
 
     w = Weights(w_v=draw((h, d, dk), rng.W_V, 0.0, math.sqrt(config.sigma_v2 / d)))
+    w.w_v = value_treatment(config, w.w_v)
     if config.attention == "softmax":
         qk_std = math.sqrt(config.beta * math.sqrt(math.log(T)) / d)
         w.w_q = draw((h, d, dk), rng.W_Q, 0.0, qk_std)
@@ -157,6 +158,24 @@ def draw_layer(config: Config, sample_seed: np.uint64, layer: int,
     return w
 
 
+def value_treatment(config: Config, w_v: np.ndarray) -> np.ndarray:
+    """``W_V`` of one head after ``value`` and steering: ``F = W_V^T`` is ``(G + G^T)/sqrt 2``
+    (symmetric), the given matrix, plus ``steer_mu u u^T``."""
+    w_v = w_v.copy()
+    d = config.d
+    if config.value == "symmetric":
+        w_v[0] = (w_v[0] + w_v[0].T) / math.sqrt(2.0)
+    elif config.value == "given":
+        w_v[0] = np.asarray(config.value_matrix).reshape(d, d).T
+    if config.steer_mu != 0.0:
+        u = np.zeros(d)
+        u[0] = 1.0
+        if config.steer_u:
+            u = np.asarray(config.steer_u) / np.linalg.norm(config.steer_u)
+        w_v[0] = w_v[0] + config.steer_mu * np.outer(u, u)
+    return w_v
+
+
 # ----------------------------------------------------------------------------- forward pass
 
 def layer_norm(x: np.ndarray) -> np.ndarray:
@@ -164,6 +183,11 @@ def layer_norm(x: np.ndarray) -> np.ndarray:
     mu = x.mean(axis=1, keepdims=True)
     var = ((x - mu) ** 2).mean(axis=1, keepdims=True)
     return _perturb((x - mu) / np.sqrt(var + LN_EPS))
+
+
+def l2_norm(x: np.ndarray) -> np.ndarray:
+    """Each row to ``|x|^2 = d`` without centring."""
+    return _perturb(x / np.sqrt((x * x).mean(axis=1, keepdims=True) + LN_EPS))
 
 
 def _mask(T: int, causal: bool) -> np.ndarray:
@@ -230,14 +254,15 @@ def mlp(z: np.ndarray, w: Weights) -> np.ndarray:
 
 
 def block(config: Config, x: np.ndarray, w: Weights) -> tuple[np.ndarray, float, float]:
-    """One block (post / pre / none), returning ``(x', entropy, ipr)``."""
+    """One block (post / pre / none / l2), returning ``(x', entropy, ipr)``."""
     aa = config.alpha_attn * alpha_attn_factor
     am = config.alpha_mlp
-    if config.norm == "post":
+    if config.norm in ("post", "l2"):
+        normalise = l2_norm if config.norm == "l2" else layer_norm
         y, ent, ipr = attention(config, x, w)
-        z = layer_norm(_perturb(aa * x + y))
+        z = normalise(_perturb(aa * x + y))
         if config.mlp:
-            z = layer_norm(_perturb(am * z + mlp(z, w)))
+            z = normalise(_perturb(am * z + mlp(z, w)))
         return z, ent, ipr
     pre = config.norm == "pre"
     y, ent, ipr = attention(config, layer_norm(x) if pre else x, w)

@@ -24,7 +24,8 @@ ALTERNATIVES = {
     "sigma_w2": 1.0, "sigma_b2": 0.1, "alpha_attn": 0.5, "alpha_mlp": 0.5, "norm": "pre",
     "mlp": False, "activation": "gelu", "attention": "markov", "markov_s": 0.5, "gap": "remove",
     "diff_lambda": 0.25, "shared_weights": True, "causal": True, "input": "gaussian", "rho": 0.5,
-    "dtype": "float32",
+    "dtype": "float32", "value": "symmetric", "steer_mu": 0.5, "steer_u": (1.0,) * 8,
+    "value_matrix": (0.5,) * 64,
 }
 
 

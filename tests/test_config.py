@@ -11,16 +11,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.config import ACTIVATIONS, ATTENTIONS, CONFIG_FIELDS, DTYPES, GAPS, INPUTS, NORMS, Config
+from sim.config import (
+    ACTIVATIONS,
+    ATTENTIONS,
+    CONFIG_FIELDS,
+    DTYPES,
+    GAPS,
+    INPUTS,
+    NORMS,
+    VALUES,
+    Config,
+)
 
 INT_FIELDS = {"T": (2, 1 << 16), "d": (1, 1 << 16), "heads": (1, None), "depth": (0, 10_000),
               "d_ff": (0, 1 << 18)}
 REAL_FIELDS = {"beta": (0.0, None), "sigma_v2": (0.0, None), "sigma_w2": (0.0, None),
                "sigma_b2": (0.0, None), "alpha_attn": (None, None), "alpha_mlp": (None, None),
-               "markov_s": (0.0, None), "rho": (0.0, 1.0), "diff_lambda": (None, None)}
+               "markov_s": (0.0, None), "rho": (0.0, 1.0), "diff_lambda": (None, None),
+               "steer_mu": (None, None)}
 CHOICE_FIELDS = {"norm": NORMS, "activation": ACTIVATIONS, "attention": ATTENTIONS, "gap": GAPS,
-                 "input": INPUTS, "dtype": DTYPES}
+                 "input": INPUTS, "dtype": DTYPES, "value": VALUES}
 BOOL_FIELDS = ("mlp", "shared_weights", "causal")
+VECTOR_FIELDS = ("value_matrix", "steer_u")
 # words by which a message says what is allowed
 ALLOWED_WORDS = ("must be", "choose one of", "needs", "must divide")
 
@@ -28,7 +40,8 @@ SMALL = Config(T=8, d=16, depth=2)
 
 
 def test_every_field_is_classified() -> None:
-    classified = set(INT_FIELDS) | set(REAL_FIELDS) | set(CHOICE_FIELDS) | set(BOOL_FIELDS)
+    classified = set(INT_FIELDS) | set(REAL_FIELDS) | set(CHOICE_FIELDS) | set(BOOL_FIELDS) \
+        | set(VECTOR_FIELDS)
     assert classified == set(CONFIG_FIELDS)
 
 
@@ -134,6 +147,10 @@ def invalid_assignments(draw: st.DrawFn) -> tuple[str, object]:
         value = draw(_bad_real(*REAL_FIELDS[field]))
     elif field in CHOICE_FIELDS:
         value = draw(_bad_choice(CHOICE_FIELDS[field]))
+    elif field in VECTOR_FIELDS:  # SMALL has value="random" and d=16
+        value = draw(st.one_of(st.integers(), st.just((1.0,) * 3), st.just((float("nan"),) * 16),
+                               st.just((0.0,) * 16) if field == "steer_u" else st.just((1.0,)),
+                               st.just(("a",) * 16)))
     else:
         value = draw(_bad_bool())
     return field, value
@@ -206,3 +223,20 @@ def test_unknown_field_in_from_dict() -> None:
 def test_non_string_field_in_from_dict() -> None:
     with pytest.raises(ValueError):
         Config.from_dict({0: 1})
+
+
+def test_vector_fields() -> None:
+    """``value_matrix`` and ``steer_u`` accept arrays and nested lists, store flat float tuples,
+    round-trip through dicts, and reject wrong lengths, non-reals and the zero vector."""
+    import numpy as np
+
+    f = np.arange(4.0).reshape(2, 2)
+    c = Config(T=2, d=2, value="given", value_matrix=f, steer_mu=1.0, steer_u=[[1], [2]])
+    assert c.value_matrix == (0.0, 1.0, 2.0, 3.0) and c.steer_u == (1.0, 2.0)
+    assert Config.from_dict(c.to_dict()) == c and hash(c) == hash(Config.from_dict(c.to_dict()))
+    for bad, word in [(dict(value="given"), "d*d"), (dict(value_matrix=(1.0,) * 4), "given"),
+                      (dict(steer_u=(1.0,)), "d = 2"), (dict(steer_u=(0.0, 0.0)), "zero"),
+                      (dict(steer_u=(1.0, float("inf"))), "finite"),
+                      (dict(value="symmetric", heads=2), "heads=1")]:
+        with pytest.raises(ValueError, match=word):
+            Config(T=2, d=2, **bad)

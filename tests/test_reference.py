@@ -487,16 +487,94 @@ def test_gradient_kind_rejects_what_it_cannot_measure() -> None:
             simulate(bad, 1, kind="gradient", progress=False)
 
 
-def test_spectra_kind_does_not_depend_on_threads() -> None:
+@pytest.mark.parametrize("kind,config", [
+    ("spectra", Config(T=24, d=24, depth=1, attention="markov", markov_s=1.0)),
+    ("alignment", Config(T=6, d=12, depth=4, mlp=False, norm="l2", steer_mu=0.5)),
+])
+def test_threaded_kinds_do_not_depend_on_threads(kind: str, config: Config) -> None:
+    """The Python-level kinds run samples on threads: bit-identical for 1 and all threads."""
     import numba
 
-    config = Config(T=24, d=24, depth=1, attention="markov", markov_s=1.0)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = simulate(config, 6, seed=2, kind="spectra", progress=False).values
+        one = simulate(config, 6, seed=2, kind=kind, progress=False).values
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = simulate(config, 6, seed=2, kind="spectra", progress=False).values
+        many = simulate(config, 6, seed=2, kind=kind, progress=False).values
     finally:
         numba.set_num_threads(before)
-    assert np.array_equal(one, many)
+    assert np.array_equal(one, many, equal_nan=True)
+
+
+# ------------------------------------------------------------------- value product, alignment
+
+def _given(d: int) -> tuple[float, ...]:
+    g = np.random.default_rng(d).standard_normal((d, d))
+    return tuple((0.3 * g).ravel())
+
+
+VALUE_CONFIGS = [
+    Config(T=5, d=6, depth=3, mlp=False, norm="l2", value="symmetric", beta=1.5),
+    Config(T=5, d=6, depth=3, mlp=False, norm="post", value="given", value_matrix=_given(6),
+           attention="uniform", shared_weights=True),
+    Config(T=4, d=6, depth=2, norm="l2", value="random", steer_mu=1.5,
+           steer_u=(1.0, 2.0, 0.0, 0.0, -1.0, 0.5), attention="markov"),
+    Config(T=4, d=6, depth=2, mlp=False, norm="none", value="given", value_matrix=_given(6),
+           steer_mu=-0.7),
+]
+
+
+@pytest.mark.parametrize("config", VALUE_CONFIGS)
+def test_value_options_match_reference(config: Config) -> None:
+    a = agreement(config, seed=13)
+    assert a.ok, "\n".join([repr(config)] + a.failures[:20])
+    assert a.skipped_ill_conditioned == 0 and a.compared > 0
+
+
+def test_value_twin_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reference that forgets the transpose (``W_V = F`` instead of ``F^T``) must disagree."""
+    config = VALUE_CONFIGS[1]
+    original = reference.value_treatment
+
+    def no_transpose(c, w_v):
+        w = original(c, w_v)
+        w[0] = w[0].T
+        return w
+
+    monkeypatch.setattr(reference, "value_treatment", no_transpose)
+    assert not agreement(config, seed=13).ok
+
+
+@pytest.mark.parametrize("config", VALUE_CONFIGS[:3])
+def test_alignment_kind_matches_reference(config: Config) -> None:
+    """``kind="alignment"`` against the reference's tokens and an independent eigen-solver
+    (``scipy.linalg.schur``-free: numpy ``eig`` on the reference's ``F``)."""
+    result = simulate(config, 2, seed=6, kind="alignment", progress=False)
+    d = config.d
+    for i in range(2):
+        s = reference.rng.sample_seed(6, i)
+        trace = reference_trace(config, i, 6)
+        f1 = reference.draw_layer(config, s, 1).w_v[0].T
+        m = config.alpha_attn * np.eye(d) + f1
+
+        def align(x, k):
+            values, vectors = np.linalg.eig(k)
+            v = vectors[:, np.argmax(np.abs(values))]
+            basis = np.linalg.qr(np.stack([v.real, v.imag], 1) if abs(v.imag).max() > 1e-12
+                                 else v.real[:, None])[0]
+            return np.linalg.norm(x @ basis, axis=1) / np.linalg.norm(x, axis=1)
+
+        for layer, x in enumerate(trace.tokens):
+            own = m if layer <= 1 or config.shared_weights else \
+                config.alpha_attn * np.eye(d) + reference.draw_layer(config, s, layer).w_v[0].T
+            want = [align(x, f1).mean(), align(x, m).mean(),
+                    align(x, (np.eye(d) - 1.0 / d) @ m).mean(), align(x, own).mean(),
+                    align(x.mean(axis=0, keepdims=True), m)[0]]
+            got = result.values[i, layer]
+            np.testing.assert_allclose(got[[0, 1, 2, 4, 5]], want, rtol=1e-9, atol=1e-12)
+            if config.steer_mu != 0.0:
+                u = np.asarray(config.steer_u) / np.linalg.norm(config.steer_u)
+                want_u = np.mean(np.abs(x @ u) / np.linalg.norm(x, axis=1))
+                assert got[3] == pytest.approx(want_u, rel=1e-9)
+            else:
+                assert np.isnan(got[3])
