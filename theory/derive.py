@@ -33,7 +33,8 @@ def derive_all() -> dict[str, list[tuple[str, sp.Expr, tuple[sp.Symbol, ...]]]]:
 def render(module: str, functions: list[tuple[str, sp.Expr, tuple[sp.Symbol, ...]]]) -> str:
     """Source code of ``theory/_generated/<module>.py`` for ``functions``."""
     printer = NumPyPrinter({"fully_qualified_modules": True, "inline": True})
-    lines = [HEADER.format(source=f"theory/{module}.py"), "import numpy", ""]
+    lines = [HEADER.format(source=f"theory/{module}.py"), "import functools  # noqa: F401",
+             "import numpy  # noqa: F401", ""]
     for name, expr, args in functions:
         body = printer.doprint(expr)
         params = ", ".join(str(a) for a in args)
