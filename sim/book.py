@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sim.claim_cache import prefetch
 from sim.claims import ClaimResult, all_claims, verify
 from sim.profiles import current_profile
 from sim.stats import Comparison
@@ -16,8 +17,11 @@ def profile_note(profile: str | None = None) -> str:
 
 
 def claim_results(profile: str | None = None) -> list[ClaimResult]:
-    """Every registered claim, run (from the cache when possible) under ``profile``."""
-    return verify(None, profile or current_profile())
+    """Every registered claim, run (from the cache when possible) under ``profile``; missing
+    ones are computed side by side in local processes first (``sim.claim_cache.prefetch``)."""
+    profile = profile or current_profile()
+    prefetch(list(all_claims()), profile)
+    return verify(None, profile)
 
 
 def ledger_markdown(profile: str | None = None) -> str:
@@ -47,12 +51,12 @@ def comparison_markdown(comparisons: Sequence[Comparison], label: str | None = N
     rows = [c for c in comparisons if label is None or c.label == label]
     if not rows:
         return "*(no comparisons)*"
-    keys = list(rows[0].params)
+    keys = list(dict.fromkeys(k for c in rows for k in c.params))
     head = keys + ["prediction", "estimate ± se", "bias budget", "z", "detectable", "passed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in rows:
-        cells = [_fmt(c.params[k]) if isinstance(c.params[k], float) else str(c.params[k])
-                 for k in keys]
+        cells = [_fmt(c.params[k]) if isinstance(c.params.get(k), float)
+                 else str(c.params.get(k, "-")) for k in keys]
         cells += [_fmt(c.prediction), f"{_fmt(c.estimate)} ± {c.se:.2g}", f"{c.bias:.2g}",
                   f"{c.z:+.2f}", f"{100 * c.detectable_relative:.2g}%",
                   "yes" if c.passed else "**no**"]
@@ -82,4 +86,23 @@ def edge_fit_markdown(fits: dict[str, dict | None]) -> str:
         lines.append(f"| {s} | {fit['kappa']:.2f} | [{lo:.2f}, {hi:.2f}] | {side} | "
                      f"{yes[fit['tracy_widom_2_3']]} | {yes[fit['one_half']]} | "
                      f"{yes[fit['one']]} |")
+    return "\n".join(lines)
+
+
+def comparison_tables(result: ClaimResult) -> str:
+    """One ``comparison_markdown`` table per comparison label of ``result``, in order."""
+    labels = dict.fromkeys(c.label for c in result.comparisons)
+    return "\n\n".join(f"*{label}*\n\n{comparison_markdown(result.comparisons, label)}"
+                       for label in labels)
+
+
+def coverage_markdown(result: ClaimResult) -> str:
+    """The PM-3 coverage table (markdown): by ``d`` and ``sigma_v2``, the fraction of draws
+    whose top eigenvalue of ``I + F`` is real, and real and separated, with SEs."""
+    lines = ["| d | sigma_v2 | top real | real and separated | median r | samples |",
+             "|---|---|---|---|---|---|"]
+    for r in result.data["coverage"]:
+        lines.append(f"| {r['d']} | {r['sigma_v2']:g} | {r['real_top']:.3f} +- "
+                     f"{r['real_top_se']:.3f} | {r['separated']:.3f} +- {r['separated_se']:.3f} "
+                     f"| {r['median_r']:.4f} | {r['samples']} |")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import pickle
 import warnings
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -81,3 +82,28 @@ def run_claim(claim_id: str, profile: str = "book", executor: Any = "serial") ->
     result = claim.run(profile, executor=executor)
     _store(path, result)
     return result
+
+
+def _run_and_store(claim_id: str, profile: str) -> str:
+    """Worker task of ``prefetch``: compute (or load) one claim into the cache."""
+    run_claim(claim_id, profile)
+    return claim_id
+
+
+def prefetch(claim_ids: Iterable[str], profile: str = "book", workers: int | None = None) -> None:
+    """Compute the claims ``claim_ids`` that are not cached yet, ``workers`` at a time in local
+    processes (default: one per usable core, one numba thread each), so that independent claims
+    (and their single-threaded quadratures) run side by side. Results are the same as
+    ``run_claim`` computes alone; later ``run_claim`` calls load them."""
+    from sim.sweep import _process_pool, usable_cores
+
+    check_profile(profile)
+    missing = [c for c in claim_ids if not _path(get_claim(c).id, profile).exists()]
+    workers = min(workers or usable_cores(), len(missing))
+    if workers <= 1:
+        for claim_id in missing:
+            run_claim(claim_id, profile)
+        return
+    with _process_pool(workers) as pool:
+        for future in [pool.submit(_run_and_store, c, profile) for c in missing]:
+            future.result()

@@ -1,6 +1,7 @@
 """Figures: one function per figure, drawn from a ``ClaimResult`` (its cached estimates), so
 drawing never reruns a simulation. GAP-3 and the REM chapter are drawn here; the other
-Mind-the-gap figures live in ``sim.figures_gap_spectra`` and ``sim.figures_gap_depth``, and
+Mind-the-gap figures live in ``sim.figures_gap_spectra`` and ``sim.figures_gap_depth``, the
+power-method ones in ``sim.figures_power_shared`` and ``sim.figures_power_random``, and
 ``FIGURES`` lists them all. ``write_all`` writes every figure as PNG and PDF, each stamped
 with its claim, profile, seed, samples and version."""
 
@@ -16,6 +17,8 @@ from matplotlib.figure import Figure
 from sim.claims import ClaimResult, verify
 from sim.figures_gap_depth import FIGURES as GAP_DEPTH_FIGURES
 from sim.figures_gap_spectra import FIGURES as GAP_SPECTRA_FIGURES
+from sim.figures_power_random import FIGURES as POWER_RANDOM_FIGURES
+from sim.figures_power_shared import FIGURES as POWER_SHARED_FIGURES
 from sim.stamp import stamp
 
 
@@ -277,6 +280,8 @@ FIGURES: dict[str, tuple[str, Callable[[ClaimResult], Figure]]] = {
     "rem_phase_map": ("REM-5", rem_phase_map),
     **GAP_SPECTRA_FIGURES,
     **GAP_DEPTH_FIGURES,
+    **POWER_SHARED_FIGURES,
+    **POWER_RANDOM_FIGURES,
 }
 
 

@@ -56,3 +56,17 @@ def test_code_change_misses(cache, monkeypatch) -> None:
 
 def test_digest_covers_theory_and_sim() -> None:
     assert len(claim_cache.source_digest()) == 64
+
+
+def test_prefetch_fills_the_cache_in_worker_processes(cache, monkeypatch) -> None:
+    """``prefetch`` computes missing claims in two worker processes; ``run_claim`` then loads
+    exactly what a serial computation gives, without running the claim again."""
+    ids = ["REM-6", "GAP-3"]
+    claim_cache.prefetch(ids, "quick", workers=2)
+    calls = _count_runs(monkeypatch)
+    loaded = claim_cache.run_claim("REM-6", "quick")
+    assert not calls  # loaded, not recomputed
+    gap3 = claim_cache.run_claim("GAP-3", "quick").to_dict()
+    claim_cache._path("GAP-3", "quick").unlink()
+    assert claim_cache.run_claim("GAP-3", "quick").to_dict() == gap3  # serial = worker result
+    assert loaded.id == "REM-6"

@@ -1,1 +1,391 @@
-"""Layers as power iterations: claims, work in progress (see issue 5)."""
+"""Layers as power iterations with shared weights: claims PM-1, PM-4, PM-5
+(science/power-method.md; theory in ``theory.power_shared``).
+
+All stacks: one head, ``mlp=False``, ``shared_weights=True``, ``alpha_attn = 1``, isometric
+input, kind ``"alignment"``. The observable of a rate is a token's ``sin angle(x, v) =
+sqrt(1 - align^2)`` (mean over tokens, ``align`` from the engine). A *fitted per-layer
+contraction* is ``exp`` of the least-squares slope of ``log sin`` against the layer over the
+last ``WINDOW + 1`` layers, fitted **per sample**; its mean over samples has a Student-t SE
+(``dof = samples - 1``), and the rate's SE follows by the delta method. The window sits at the
+end of a stack deep enough that the linearised regime holds (the theory is asymptotic); the
+transient before it is shown in the figures, never fitted.
+
+Every passing rate comparison has a mutation twin (predicted rate x 1.1) that must fail.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from sim.claims import Claim, ClaimResult, decide, register
+from sim.config import Config
+from sim.montecarlo import Estimate, Result, estimate
+from sim.profiles import check_profile
+from sim.stats import Comparison, compare
+from sim.sweep import Point, sweep
+from theory import power_shared as theory
+
+MUTATION = 1.1
+SEED = 11
+WINDOW = 8
+#: smallest sine (or cosine) fitted: sqrt(1 - a^2) carries ~1e-16/sin^2 relative rounding
+FLOOR = 1e-6
+#: matrix seed of the designed value matrices (part of the design, not of the Monte Carlo)
+DESIGN_SEED = 3
+T_TOKENS, D_WIDTH = 8, 16
+
+
+def tilt_spectrum(d: int = D_WIDTH) -> np.ndarray:
+    """Eigenvalues of the PM-1 design ``F``: ``-1.5`` (largest ``|lambda|``), ``1`` (largest
+    ``|1 + lambda|``) and ``d - 2`` values in ``[-1.2, -0.8]`` (``|1 + lambda| <= 0.2``)."""
+    return np.r_[-1.5, 1.0, np.linspace(-1.2, -0.8, d - 2)]
+
+
+def steer_spectrum(d: int = D_WIDTH) -> np.ndarray:
+    """Eigenvalues of the PM-4 design ``F``: ``1`` (the unsteered winner), ``0`` (the steered
+    eigenvector ``u = q_2``) and ``d - 2`` values in ``[-1.2, -0.8]``."""
+    return np.r_[1.0, 0.0, np.linspace(-1.2, -0.8, d - 2)]
+
+
+def design(spectrum: np.ndarray) -> np.ndarray:
+    return theory.value_matrix_with_spectrum(spectrum, DESIGN_SEED)
+
+
+GRIDS: dict[str, dict[str, Any]] = {
+    "quick": {"depth": 20, "softmax_depth": 40, "samples": 40, "beta": (1.0, 2.0),
+              "steer_mu": (0.5, 2.0, 3.0),
+              "steer_curve": (0.25, 0.75, 1.0, 1.25, 1.5), "steer_depth": 24,
+              "bbp_mu": (2.0, 3.0), "bbp_d": 128, "bbp_samples": 24, "bbp_depth": 40},
+    "book": {"depth": 20, "softmax_depth": 40, "samples": 100, "beta": (0.5, 1.0, 2.0, 4.0),
+             "steer_mu": (0.5, 2.0, 3.0), "steer_curve": (0.25, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5),
+             "steer_depth": 30, "bbp_mu": (1.0, 1.5, 2.0, 3.0), "bbp_d": 256,
+             "bbp_samples": 32, "bbp_depth": 50},
+    "full": {"depth": 24, "softmax_depth": 60, "samples": 1000,
+             "beta": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+             "steer_mu": (0.25, 0.5, 2.0, 3.0, 4.0),
+             "steer_curve": (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0),
+             "steer_depth": 40, "bbp_mu": (0.75, 1.0, 1.5, 2.0, 3.0), "bbp_d": 1024,
+             "bbp_samples": 200, "bbp_depth": 60},
+}
+
+
+def stack_config(F: np.ndarray | None, depth: int, norm: str = "l2",
+                 attention: str = "uniform", beta: float = 1.0, steer_mu: float = 0.0,
+                 steer_u: np.ndarray | None = None, d: int | None = None,
+                 sigma_v2: float = 1.0) -> Config:
+    """Shared-weight attention-only stack (``F`` given, or random symmetric when ``None``)."""
+    d = F.shape[0] if F is not None else d
+    value = {"value": "given", "value_matrix": tuple(float(x) for x in F.ravel())} \
+        if F is not None else {"value": "symmetric", "sigma_v2": sigma_v2}
+    steer = {} if steer_u is None else {"steer_u": tuple(float(x) for x in steer_u)}
+    return Config(T=T_TOKENS, d=d, depth=depth, heads=1, mlp=False, norm=norm,
+                  attention=attention, beta=beta, shared_weights=True, alpha_attn=1.0,
+                  input="isometric", steer_mu=steer_mu, **value, **steer)
+
+
+# ----------------------------------------------------------------------------- measurements
+
+def sines(result: Result, observable: str) -> np.ndarray:
+    """``sqrt(1 - align^2)`` per sample and layer (``samples x (depth + 1)``)."""
+    a = result.per_sample(observable)
+    return np.sqrt(np.clip(1.0 - a * a, 0.0, None))
+
+
+def fitted_rate(values: np.ndarray, window: int = WINDOW) -> tuple[Estimate, np.ndarray]:
+    """Per-layer contraction of ``values`` (``samples x layers``, positive) over the last
+    ``window + 1`` layers where the sample exceeds ``FLOOR`` (each sample its own window;
+    below it ``sqrt(1 - align^2)`` is rounding): (the rate ``exp(mean slope)`` with its
+    delta-method SE, the per-sample slopes)."""
+    n_layers = values.shape[1]
+    slopes = np.empty(values.shape[0])
+    lc = np.arange(window + 1) - window / 2
+    for i, row in enumerate(values):
+        ok = np.nonzero(row > FLOOR)[0]
+        end = int(ok.max()) + 1 if ok.size else 0
+        if end < window + 1 or end > n_layers:
+            raise ValueError(f"sample {i}: fewer than {window + 1} resolvable layers "
+                             f"(values > {FLOOR})")
+        logs = np.log(row[end - window - 1:end])
+        slopes[i] = (logs - logs.mean()) @ lc / (lc @ lc)
+    s = estimate(slopes)
+    rate = math.exp(s.mean)
+    return Estimate(rate, rate * s.se, s.n), slopes
+
+
+def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: str
+         ) -> Comparison:
+    return compare(float(prediction), est.mean, max(est.se, 1e-300), n_tests=n_tests,
+                   params=params, label=label, dof=max(est.n - 1, 1))
+
+
+def _twins(comparisons: list[Comparison], n_tests: int) -> list[Comparison]:
+    return [compare(MUTATION * c.prediction, c.estimate, c.se, n_tests=n_tests,
+                    params=c.params, label=f"{c.label} x {MUTATION}", dof=c.dof)
+            for c in comparisons if c.passed]
+
+
+def _layer_rows(result: Result, case: str, observables: tuple[str, ...], **extra: Any
+                ) -> list[dict[str, Any]]:
+    """Per-layer means (and SEs) of the alignments and of the token sines (figure data)."""
+    rows = []
+    for layer in range(result.config.depth + 1):
+        row = {"case": case, "layer": layer, "samples": result.samples, "seed": result.seed,
+               **extra}
+        for o in observables:
+            e = result.estimate(o, layer)
+            row[o], row[f"{o}_se"] = e.mean, e.se
+        rows.append(row)
+    return rows
+
+
+#: PM-5 counts a softmax sample as having reached consensus when its final token cosine exceeds
+#: this (the stalled ones end near -1/(T-1))
+CONSENSUS_COSINE = 0.5
+
+
+def _failing(comparisons: list[Comparison]) -> str:
+    bad = [c for c in comparisons if not c.passed]
+    return "; ".join(f"{c.label} {c.params}: {c.estimate:.4g} vs {c.prediction:.4g} "
+                     f"(z = {c.z:+.1f})" for c in bad) or "none failing"
+
+
+# ----------------------------------------------------------------------------- PM-1
+
+PM1_OBSERVABLES = ("align_F", "align_M", "align_centred", "align_mean_M", "cosine")
+
+
+def run_pm1(profile: str = "book", executor: Any = "serial") -> ClaimResult:
+    """PM-1: which eigenvector wins (F, I + F or P(I + F)) and at what token rate."""
+    g = GRIDS[check_profile(profile)]
+    F = design(tilt_spectrum())
+    cases = {"l2": ("l2", "align_M"), "layernorm": ("post", "align_centred")}
+    points = [Point(stack_config(F, g["depth"], norm), g["samples"], SEED, "alignment")
+              for norm, _ in cases.values()]
+    results = sweep(points, executor=executor)
+    n_tests = len(cases)
+    comparisons, rows, finals = [], [], {}
+    for (case, (norm, obs)), res in zip(cases.items(), results, strict=True):
+        pred = theory.rates(F, 1.0, norm)
+        est, _ = fitted_rate(sines(res, obs))
+        comparisons.append(_cmp(pred.token_rate, est, n_tests,
+                                {"norm": norm, "mu_1": pred.mu_1.real,
+                                 "mu_2": pred.mu_2.real},
+                                "token rate: fitted contraction of sin(x, v_1)"))
+        rows += _layer_rows(res, case, PM1_OBSERVABLES)
+        finals[case] = {o: res.estimate(o, g["depth"]).mean for o in PM1_OBSERVABLES}
+    mutations = _twins(comparisons, n_tests)
+    verdict_rates = decide(comparisons, mutations)
+    lam = tilt_spectrum()
+    f_top = lam[np.argmax(np.abs(lam))]
+    m_top = lam[np.argmax(np.abs(1 + lam))]
+    L = g["depth"]
+    deciding = (f"layer {L}: L2 align with I+F {finals['l2']['align_M']:.6f}, with F "
+                f"{finals['l2']['align_F']:.2g}; LayerNorm align with P(I+F) "
+                f"{finals['layernorm']['align_centred']:.6f}, with I+F "
+                f"{finals['layernorm']['align_M']:.4f}; token rate "
+                + ", ".join(f"{c.params['norm']} {c.estimate:.4f} +- {c.se:.1g} "
+                            f"(theory {c.prediction:.4f})" for c in comparisons))
+    if verdict_rates != "confirmed":
+        verdict = verdict_rates
+        notes = "The linearised rate theory came out " + verdict_rates + ": " + \
+            _failing(comparisons)
+    else:
+        verdict = "qualified"
+        notes = (
+            "With shared weights and uniform attention the tokens converge to the eigenvector "
+            f"of M = I + F of largest modulus (L2) or of P M (LayerNorm). In the design F has "
+            f"eigenvalues {f_top:g} (largest |lambda|) and {m_top:g} (largest |1 + lambda|): "
+            "the tokens go to the latter, and their alignment with F's principal eigenvector "
+            f"goes to {finals['l2']['align_F']:.2g}. The paper's wording 'tilted toward the "
+            "principal eigenvector of F' holds only when |1 + lambda| and |lambda| order the "
+            "spectrum alike (e.g. a positive top eigenvalue of F). The rate is the derived "
+            "token rate max(|mu_2|, alpha)/|mu_1|, not |mu_2/mu_1| (which only the mean token "
+            "obeys): deviations are multiplied by alpha, not by M.")
+    return ClaimResult("PM-1", PM1.statement, verdict, deciding, comparisons, mutations,
+                       profile, notes, {"rows": rows, "finals": finals,
+                                        "spectrum": lam.tolist()})
+
+
+PM1 = register(Claim(
+    "PM-1", "power-method",
+    "With shared weights, tokens are tilted toward the principal eigenvector of F; "
+    "sin angle(x_l, v_1) ~ C |mu_2/mu_1|^l.",
+    "power-method", "pm-1", run_pm1))
+
+
+# ----------------------------------------------------------------------------- PM-4
+
+def run_pm4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
+    """PM-4: steering ``F + mu u u^T``: threshold and rates (designed ``F``, ``u`` one of its
+    eigenvectors), and the BBP threshold and overlap for random symmetric ``F``."""
+    g = GRIDS[check_profile(profile)]
+    lam = steer_spectrum()
+    F = design(lam)
+    u = theory.haar_orthogonal(lam.size, DESIGN_SEED)[:, 1]
+    mu_star = theory.steering_threshold(F, u)
+    mus = sorted(set(g["steer_mu"]) | set(g["steer_curve"]))
+    points = [Point(stack_config(F, g["steer_depth"], steer_mu=m, steer_u=u), g["samples"],
+                    SEED, "alignment") for m in mus]
+    s = math.sqrt(0.25)
+    bbp_points = [Point(stack_config(None, g["bbp_depth"], steer_mu=m * s, d=g["bbp_d"],
+                                     sigma_v2=s * s), g["bbp_samples"], SEED, "alignment")
+                  for m in g["bbp_mu"]]
+    results = sweep(points + bbp_points, executor=executor)
+    n_tests = len(g["steer_mu"]) + len(g["bbp_mu"])
+    rates_cmp, curve = [], []
+    for m, res in zip(mus, results[:len(points)], strict=True):
+        Fs = F + m * np.outer(u, u)
+        pr = theory.rates(Fs, 1.0, "l2")
+        above = m > mu_star
+        a_last = res.estimate("align_u", g["steer_depth"])
+        curve.append({"mu": m, "align_u": a_last.mean, "align_u_se": a_last.se,
+                      "above": above, "samples": res.samples, "seed": res.seed,
+                      "per_layer": res.per_sample("align_u").mean(axis=0).tolist()})
+        if m not in g["steer_mu"]:
+            continue
+        if above:  # sin(x, u) decays at the token rate of M'
+            est, _ = fitted_rate(sines(res, "align_u"))
+            pred, label = pr.token_rate, "above mu*: contraction of sin(x, u)"
+        else:  # u's component decays at max(|1 + lambda_u + mu|, alpha)/|mu_1|
+            est, _ = fitted_rate(res.per_sample("align_u"))
+            mu_u = 1.0 + float(u @ Fs @ u)
+            pred = max(abs(mu_u), 1.0) / abs(pr.mu_1)
+            label = "below mu*: contraction of cos(x, u)"
+        rates_cmp.append(_cmp(pred, est, n_tests, {"mu": m, "mu_star": mu_star}, label))
+    bbp_cmp, bbp_rows = [], []
+    for m, res in zip(g["bbp_mu"], results[len(points):], strict=True):
+        mu = m * s
+        pred = theory.bbp(mu, s * s)
+        # tokens agree at the last layer: the token-mean alignment squared is the overlap^2
+        a2 = estimate(res.per_sample("align_u", g["bbp_depth"]) ** 2)
+        bbp_cmp.append(_cmp(pred["overlap"] ** 2, a2, n_tests,
+                            {"mu/s": m, "d": g["bbp_d"], "sigma_v2": s * s},
+                            "random symmetric F: align_u^2 at the last layer vs 1 - s^2/mu^2"))
+        bbp_rows.append({"mu_over_s": m, "align_u2": a2.mean, "align_u2_se": a2.se,
+                         "theory": pred["overlap"] ** 2, "d": g["bbp_d"], "sigma_v2": s * s,
+                         "samples": res.samples, "seed": res.seed})
+    comparisons = rates_cmp + bbp_cmp
+    mutations = _twins(rates_cmp + [c for c in bbp_cmp if c.resolved], n_tests)
+    v_rates = decide(rates_cmp, _twins(rates_cmp, n_tests))
+    v_bbp = decide(bbp_cmp, _twins(bbp_cmp, n_tests))
+    deciding = (f"designed F: mu* = {mu_star:.3g}; rates "
+                + ", ".join(f"mu={c.params['mu']:g}: {c.estimate:.4f} (theory "
+                            f"{c.prediction:.4f})" for c in rates_cmp)
+                + f"; random F (d={g['bbp_d']}): align_u^2 "
+                + ", ".join(f"mu/s={c.params['mu/s']:g}: {c.estimate:.3f} +- {c.se:.1g} "
+                            f"(BBP {c.prediction:.3f})" for c in bbp_cmp))
+    if v_rates == "refuted":
+        verdict, notes = "refuted", "Steering rates: " + _failing(rates_cmp)
+    elif v_rates == "open":
+        verdict, notes = "open", "The steering rates are not resolved at 5% by this profile."
+    else:
+        verdict = "confirmed" if v_bbp == "confirmed" else "qualified"
+        notes = (
+            "For u an eigenvector of F, u wins exactly above mu* = rho - alpha - lambda_u and "
+            "the tokens converge to it at the token rate of M' (below mu*, cos(x, u) decays "
+            "at max(|alpha + lambda_u + mu|, alpha)/|mu_1|). For a generic u and random "
+            "symmetric F, u never becomes an eigenvector: above the BBP threshold "
+            "mu* = sqrt(sigma_v2) the tokens align with a top eigenvector whose overlap with "
+            f"u is 1 - sigma_v2/mu^2 (BBP comparison {v_bbp}: "
+            + (_failing(bbp_cmp) if v_bbp == "refuted" else "see the table")
+            + "), so steering reaches |cos| -> 1 only as mu/sqrt(sigma_v2) grows.")
+    return ClaimResult("PM-4", PM4.statement, verdict, deciding, comparisons, mutations,
+                       profile, notes, {"curve": curve, "mu_star": mu_star,
+                                        "bbp_rows": bbp_rows,
+                                        "bbp_theory": _bbp_curve(s * s)})
+
+
+def _bbp_curve(sigma_v2: float, n: int = 121) -> list[dict[str, float]]:
+    """Figure data: the BBP overlap^2 on a grid of ``mu/s`` in ``[0, 4]``."""
+    s = math.sqrt(sigma_v2)
+    return [{"mu_over_s": float(m), "overlap2": theory.bbp(m * s, sigma_v2)["overlap"] ** 2}
+            for m in np.linspace(0.0, 4.0, n)[1:]]
+
+
+PM4 = register(Claim(
+    "PM-4", "power-method",
+    "Steering: the rank-one edit F' = F + mu u u^T makes u dominant once mu passes a "
+    "threshold, and tokens then converge toward u.",
+    "power-method", "pm-4", run_pm4))
+
+
+# ----------------------------------------------------------------------------- PM-5
+
+PM5_OBSERVABLES = ("align_M", "align_mean_M", "cosine")
+
+
+def run_pm5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
+    """PM-5: the token rate under softmax attention at finite ``beta`` against the
+    beta-independent (uniform) prediction; rank collapse and the power-method direction."""
+    g = GRIDS[check_profile(profile)]
+    F = design(tilt_spectrum())
+    pred = theory.rates(F, 1.0, "l2")
+    depth = g["softmax_depth"]
+    points = [Point(stack_config(F, depth, "l2", "softmax", beta), g["samples"], SEED,
+                    "alignment") for beta in g["beta"]]
+    points.append(Point(stack_config(F, depth, "l2"), g["samples"], SEED, "alignment"))
+    results = sweep(points, executor=executor)
+    n_tests = len(g["beta"])
+    comparisons, rows, per_sample = [], [], {}
+    for p, res in zip(points, results, strict=True):
+        c = p.config
+        case = "uniform" if c.attention == "uniform" else f"beta={c.beta:g}"
+        rows += _layer_rows(res, case, PM5_OBSERVABLES, beta=c.beta if
+                            c.attention == "softmax" else 0.0)
+        # figure data: each sample's sin(x, v_1) by layer and final token cosine
+        per_sample[case] = {"sin": sines(res, "align_M").tolist(),
+                            "cosine_final": res.per_sample("cosine", depth).tolist(),
+                            "samples": res.samples, "seed": res.seed}
+        if c.attention == "softmax":
+            est, slopes = fitted_rate(sines(res, "align_M"))
+            per_sample[case]["rate"] = np.exp(slopes).tolist()
+            comparisons.append(_cmp(pred.token_rate, est, n_tests, {"beta": c.beta},
+                                    "softmax: token rate vs the uniform-attention rate"))
+    mutations = _twins(comparisons, n_tests)
+    v = decide(comparisons, mutations)
+    deciding = ("token rate " + ", ".join(f"beta={c.params['beta']:g}: {c.estimate:.4f} +- "
+                                          f"{c.se:.1g}" for c in comparisons)
+                + f" (beta-independent theory {pred.token_rate:.4f})")
+    if v == "open":
+        verdict = v
+        parts = []
+        for case, ps in per_sample.items():
+            if "rate" not in ps:
+                continue
+            done = np.asarray(ps["cosine_final"]) > CONSENSUS_COSINE
+            rates = np.asarray(ps["rate"])[done]
+            median = f"{np.median(rates):.4f}" if rates.size else "-"
+            parts.append(f"{case}: {int(done.sum())}/{done.size} reach consensus (final cosine "
+                         f"> {CONSENSUS_COSINE:g}), median rate {median}")
+        notes = ("Underpowered, not failed: the per-sample rates are bimodal. "
+                 + "; ".join(parts) + f" (beta-independent theory {pred.token_rate:.4f}). "
+                 "The other samples stall on a plateau where the token mean nearly vanishes, "
+                 "so the mean rate mixes two populations and cannot resolve 5%. A sharp test "
+                 "needs a prediction of when the linear regime starts, which is open.")
+    elif v != "confirmed":
+        verdict = v
+        notes = "The beta-independent asymptotic rate came out " + v + ": " + \
+            _failing(comparisons)
+    else:
+        verdict = "qualified"
+        notes = (
+            "Near consensus softmax attention is uniform to first order (the row constant "
+            "cancels, sum_j (A_ij - 1/T) delta_j is second order), so the asymptotic rate does "
+            "not depend on beta: attention's role is in the transient (when the linear regime "
+            "starts), not in the rate. Rank collapse (cosine -> 1, deviations shrink by "
+            "alpha/|mu_1|) and the power-method direction (mean token -> v_1) are the two "
+            "components of the same linear map.")
+    return ClaimResult("PM-5", PM5.statement, verdict, deciding, comparisons, mutations,
+                       profile, notes, {"rows": rows, "token_rate": pred.token_rate,
+                                        "mean_rate": pred.mean_rate,
+                                        "per_sample": per_sample, "T": T_TOKENS})
+
+
+PM5 = register(Claim(
+    "PM-5", "power-method",
+    "Non-uniform attention (finite beta) adds token-dependent mixing that changes the "
+    "alignment rate, by an amount set by how far attention is from uniform.",
+    "power-method", "pm-5", run_pm5))
