@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.profiles import check_profile
-from sim.stats import Comparison
+from sim.stats import Comparison, compare
 from sim.version import VERSION
 
 VERDICTS = ("confirmed", "qualified", "refuted", "open")
@@ -110,6 +110,24 @@ def verify(ids: Iterable[str] | None = None, profile: str = "book",
     check_profile(profile)
     claims = [get_claim(i) for i in ids] if ids else list(all_claims().values())
     return [run_claim(c.id, profile, executor=executor) for c in claims]
+
+
+#: a mutation twin's prediction is the claim's prediction times this
+MUTATION = 1.1
+
+
+def mutation_twins(comparisons: list[Comparison], n_tests: int,
+                   factor: float = MUTATION) -> list[Comparison]:
+    """The mutation twin of every passing comparison: the same test against ``factor`` times
+    its prediction (bias budget, degrees of freedom and family size unchanged)."""
+    return [compare(factor * c.prediction, c.estimate, c.se, bias=c.bias, n_tests=n_tests,
+                    params=c.params, label=f"{c.label} x {factor}", dof=c.dof)
+            for c in comparisons if c.passed]
+
+
+def largest_z(comparisons: list[Comparison]) -> Comparison:
+    """The comparison with the largest ``|z|``."""
+    return max(comparisons, key=lambda c: abs(c.z))
 
 
 def decide(comparisons: list[Comparison], mutations: list[Comparison]) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sim.claims import Claim, ClaimResult, decide, register
+from sim.claims import MUTATION, Claim, ClaimResult, decide, register
 from sim.config import Config
 from sim.montecarlo import estimate
 from sim.profiles import check_profile
@@ -22,7 +22,6 @@ from sim.stats import compare
 from sim.sweep import Point, sweep
 from theory import predictions
 
-MUTATION = 1.1
 SEED = 3
 
 GAP3_GRIDS: dict[str, dict[str, Any]] = {

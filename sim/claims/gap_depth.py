@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.claims import Claim, ClaimResult, decide, register
+from sim.claims import Claim, ClaimResult, decide, largest_z, mutation_twins, register
 from sim.config import Config
 from sim.montecarlo import Estimate, Result, estimate, estimate_function
 from sim.profiles import check_profile
@@ -31,7 +31,6 @@ from sim.stats import Comparison, ExponentFit, compare, fit_power_law
 from sim.sweep import Point, sweep
 from theory import gap_depth as theory
 
-MUTATION = 1.1
 SEED = 5
 MARKOV_S = math.sqrt(math.log(2.0))  # the paper's sigma/m = 1
 
@@ -138,15 +137,8 @@ def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: st
                    params=params, label=label, dof=max(est.n - 1, 1))
 
 
-def _twins(comparisons: list[Comparison], n_tests: int) -> list[Comparison]:
-    """The 10% mutation twin of every passing comparison."""
-    return [compare(MUTATION * c.prediction, c.estimate, c.se, bias=c.bias, n_tests=n_tests,
-                    params=c.params, label=f"{c.label} x {MUTATION}", dof=c.dof)
-            for c in comparisons if c.passed]
 
 
-def _worst(comparisons: list[Comparison]) -> Comparison:
-    return max(comparisons, key=lambda c: abs(c.z))
 
 
 def _samples(grid: dict[str, Any], T: int, key: str = "samples") -> int:
@@ -249,7 +241,7 @@ def run_gap5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         rank_rows += _depth_rows(res, "keep", _option_of(point.config))
         v, n = _bound_violations(res)
         bad, checked = bad + v, checked + n
-    mutations = _twins(exact + approx, n_exact)
+    mutations = mutation_twins(exact + approx, n_exact)
     exact_verdict = decide(exact, mutations)
     approx_verdict = decide(approx, [])
     factors = {opt: _per_layer_factor(opt, max(g["T"])) for opt in EXACT_OPTIONS}
@@ -258,7 +250,7 @@ def run_gap5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                if r["T"] == last["T"] and r["layer"] == last["layer"]}
     sr_one = {r["option"]: r["gram_stable_rank"] for r in rank_rows
               if r["T"] == last["T"] and r["layer"] == 1}
-    worst = _worst(exact)
+    worst = largest_z(exact)
     deciding = (f"recursion vs simulation: max |z| = {abs(worst.z):.1f} (critical "
                 f"{worst.z_crit:.1f}) over {len(exact)} exact comparisons; per-layer bulk/mean "
                 f"factor at T={max(g['T'])}: " + ", ".join(f"{k} {v:.3g}"
@@ -312,7 +304,7 @@ def _failing(comparisons: list[Comparison]) -> str:
     bad = [c for c in comparisons if not c.passed]
     if not bad:
         return "no comparison rejected"
-    w = _worst(bad)
+    w = largest_z(bad)
     return (f"{len(bad)} of {len(comparisons)} rejected, worst {w.label} at {w.params}: "
             f"{w.estimate:.4g} vs {w.prediction:.4g} "
             f"({100 * (w.estimate / w.prediction - 1):+.1f}%)")
@@ -406,12 +398,12 @@ def run_gap6(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     g = GRADIENT_GRIDS[check_profile(profile)]
     n_tests = len(gradient_points(profile, "keep")) * g["depth"] + len(SCALINGS)
     pointwise, slopes, fixed, rows = gradient_comparisons(profile, "keep", executor, n_tests)
-    mutations = _twins(pointwise, n_tests) + _slope_twins(slopes, n_tests)
+    mutations = mutation_twins(pointwise, n_tests) + _slope_twins(slopes, n_tests)
     # the paper's "log ||J||^2 rises linearly in log T" at fixed d: slope 1 must be rejected
     paper_fixed = [compare(1.0, c.estimate, c.se, n_tests=n_tests, params=c.params,
                            label="fixed d: paper's growth, slope 1") for c in fixed]
     exact_verdict = decide(pointwise + slopes, mutations)
-    worst = _worst(pointwise)
+    worst = largest_z(pointwise)
     paper = next(c for c in slopes if c.params["scaling"].startswith("paper"))
     inv = next(c for c in slopes if not c.params["scaling"].startswith("paper"))
     fix = fixed[0]
@@ -487,13 +479,14 @@ def run_gap7(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                                                                n_tests)
     keep_slopes = gradient_comparisons(profile, "keep", executor, n_tests)[1]
     comparisons = depth_cmp + kq_cmp + pointwise + slopes
-    mutations = _twins(depth_cmp + kq_cmp + pointwise, n_tests) + _slope_twins(slopes, n_tests)
+    mutations = (mutation_twins(depth_cmp + kq_cmp + pointwise, n_tests)
+                 + _slope_twins(slopes, n_tests))
     # slopes near 0 cannot resolve 5% relative: reported (twins kept), not deciding
     small_slopes = [c for c in slopes if abs(c.prediction) < 1.5]
     slopes = [c for c in slopes if abs(c.prediction) >= 1.5]
     comparisons = depth_cmp + kq_cmp + pointwise + slopes
     exact_verdict = decide(comparisons, mutations)
-    worst = _worst(comparisons)
+    worst = largest_z(comparisons)
     paper_slope = next(c for c in slopes if c.params["scaling"].startswith("paper"))
     keep_paper = next(c for c in keep_slopes if c.params["scaling"].startswith("paper"))
     small = min(kq_rows, key=lambda r: (r["beta"], -r["T"]))
@@ -587,11 +580,11 @@ def run_gap8(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     row_err = max(row_sum_error(T, lam, g["checked_samples"]) for T in g["T"]
                   for lam in g["lambda"])
     comparisons = frob + depth_cmp
-    mutations = _twins(comparisons, n_tests)
+    mutations = mutation_twins(comparisons, n_tests)
     exact_verdict = decide(comparisons, mutations)
     if row_err > 1e-12:
         exact_verdict = "refuted"
-    worst = _worst(comparisons)
+    worst = largest_z(comparisons)
     Tmax = max(g["depth_T"])
     b = theory.markov_bulk(Tmax, MARKOV_S)
     factors = {lam: float((1 + lam**2) * b / Tmax / (1 - lam) ** 2) if lam < 1 else math.inf

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.claims import Claim, ClaimResult, decide, register
+from sim.claims import MUTATION, Claim, ClaimResult, decide, register
 from sim.config import Config
 from sim.esd import esd_test, scaled
 from sim.montecarlo import Result, estimate
@@ -33,7 +33,6 @@ from sim.stats import Comparison, compare, critical_z, fit_power_law
 from sim.sweep import Point, sweep
 from theory import gap_spectra as th
 
-MUTATION = 1.1
 SEED = 5
 EDGE_FIT_LEVEL = 0.95  # the edge exponent is descriptive: it decides no verdict
 IDENTITY_TOL = 1e-12  # |lambda_1 - 1| allowed by rounding (float64, T <= 4096)

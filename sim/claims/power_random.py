@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 
 from sim import kernels, rng
 from sim.alignment import top_subspace
-from sim.claims import Claim, ClaimResult, decide, register
+from sim.claims import Claim, ClaimResult, decide, largest_z, mutation_twins, register
 from sim.config import Config
 from sim.montecarlo import Estimate, Result, estimate
 from sim.profiles import check_profile
@@ -46,7 +46,6 @@ from sim.stats import Comparison, compare, fit_power_law
 from sim.sweep import Point, sweep
 from theory import power_random as theory
 
-MUTATION = 1.1
 SEED = 7
 #: "separated": the power iteration contracts by at least this factor per layer
 SEPARATED = 0.9
@@ -123,21 +122,15 @@ def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: st
                    params=params, label=label, dof=max(est.n - 1, 1))
 
 
-def _twins(comparisons: list[Comparison], n_tests: int) -> list[Comparison]:
-    return [compare(MUTATION * c.prediction, c.estimate, c.se, bias=c.bias, n_tests=n_tests,
-                    params=c.params, label=f"{c.label} x {MUTATION}", dof=c.dof)
-            for c in comparisons if c.passed]
 
 
-def _worst(comparisons: list[Comparison]) -> Comparison:
-    return max(comparisons, key=lambda c: abs(c.z))
 
 
 def _failing(comparisons: list[Comparison]) -> str:
     bad = [c for c in comparisons if not c.passed]
     if not bad:
         return "no comparison rejected"
-    w = _worst(bad)
+    w = largest_z(bad)
     return (f"{len(bad)} of {len(comparisons)} rejected, worst {w.label} at {w.params}: "
             f"{w.estimate:.4g} vs {w.prediction:.4g} "
             f"({100 * (w.estimate / w.prediction - 1):+.1f}%)")
@@ -227,9 +220,9 @@ def run_pm2(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         tilt += t
         rows.append(row)
     comparisons = attractor + tilt
-    mutations = _twins(comparisons, n_tests)
+    mutations = mutation_twins(comparisons, n_tests)
     verdict = decide(comparisons, mutations)
-    worst = _worst(comparisons)
+    worst = largest_z(comparisons)
     base = rows[0]
     deciding = (f"max |z| = {abs(worst.z):.1f} (critical {worst.z_crit:.1f}) over "
                 f"{len(comparisons)} comparisons; d={g['d']}: deep alignment with layer 1's "
@@ -317,7 +310,7 @@ def run_pm3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     raw = fit_power_law(ds, scaled / np.sqrt(np.log(ds)), scaled_se / np.sqrt(np.log(ds)))
     comparisons = counts + [top2, slope]
     # the slope's twins only where the slope can decide (resolved); otherwise the law is open
-    mutations = _twins(comparisons if slope.resolved else counts + [top2], n_tests)
+    mutations = mutation_twins(comparisons if slope.resolved else counts + [top2], n_tests)
     if slope.passed and slope.resolved:
         mutations.append(compare(0.0, slope.estimate, slope.se, n_tests=n_tests,
                                  params=slope.params, label="slope: no near-degeneracy (0)"))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.claims import Claim, ClaimResult, decide, register
+from sim.claims import Claim, ClaimResult, decide, mutation_twins, register
 from sim.config import Config
 from sim.montecarlo import Estimate, Result, estimate
 from sim.profiles import check_profile
@@ -28,7 +28,6 @@ from sim.stats import Comparison, compare
 from sim.sweep import Point, sweep
 from theory import power_shared as theory
 
-MUTATION = 1.1
 SEED = 11
 WINDOW = 8
 #: smallest sine (or cosine) fitted: sqrt(1 - a^2) carries ~1e-16/sin^2 relative rounding
@@ -121,10 +120,6 @@ def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: st
                    params=params, label=label, dof=max(est.n - 1, 1))
 
 
-def _twins(comparisons: list[Comparison], n_tests: int) -> list[Comparison]:
-    return [compare(MUTATION * c.prediction, c.estimate, c.se, n_tests=n_tests,
-                    params=c.params, label=f"{c.label} x {MUTATION}", dof=c.dof)
-            for c in comparisons if c.passed]
 
 
 def _layer_rows(result: Result, case: str, observables: tuple[str, ...], **extra: Any
@@ -176,7 +171,7 @@ def run_pm1(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                                 "token rate: fitted contraction of sin(x, v_1)"))
         rows += _layer_rows(res, case, PM1_OBSERVABLES)
         finals[case] = {o: res.estimate(o, g["depth"]).mean for o in PM1_OBSERVABLES}
-    mutations = _twins(comparisons, n_tests)
+    mutations = mutation_twins(comparisons, n_tests)
     verdict_rates = decide(comparisons, mutations)
     lam = tilt_spectrum()
     f_top = lam[np.argmax(np.abs(lam))]
@@ -268,9 +263,9 @@ def run_pm4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                          "theory": pred["overlap"] ** 2, "d": g["bbp_d"], "sigma_v2": s * s,
                          "samples": res.samples, "seed": res.seed})
     comparisons = rates_cmp + bbp_cmp
-    mutations = _twins(rates_cmp + [c for c in bbp_cmp if c.resolved], n_tests)
-    v_rates = decide(rates_cmp, _twins(rates_cmp, n_tests))
-    v_bbp = decide(bbp_cmp, _twins(bbp_cmp, n_tests))
+    mutations = mutation_twins(rates_cmp + [c for c in bbp_cmp if c.resolved], n_tests)
+    v_rates = decide(rates_cmp, mutation_twins(rates_cmp, n_tests))
+    v_bbp = decide(bbp_cmp, mutation_twins(bbp_cmp, n_tests))
     deciding = (f"designed F: mu* = {mu_star:.3g}; rates "
                 + ", ".join(f"mu={c.params['mu']:g}: {c.estimate:.4f} (theory "
                             f"{c.prediction:.4f})" for c in rates_cmp)
@@ -353,7 +348,7 @@ def run_pm5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                                         n_tests, {"beta": c.beta},
                                         "softmax, linear regime: token rate vs the "
                                         "uniform-attention rate"))
-    mutations = _twins(comparisons, n_tests)
+    mutations = mutation_twins(comparisons, n_tests)
     v = decide(comparisons, mutations)
     reached = ", ".join(f"{case}: {ps['reached']}/{ps['samples']}"
                         for case, ps in per_sample.items() if "reached" in ps)

@@ -21,14 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from sim.claims import Claim, ClaimResult, decide, register
+from sim.claims import MUTATION, Claim, ClaimResult, decide, largest_z, mutation_twins, register
 from sim.config import Config
 from sim.montecarlo import Result, estimate, estimate_function
 from sim.profiles import check_profile
 from sim.stats import Comparison, compare
 from sim.sweep import Point, sweep
 
-MUTATION = 1.1
 SEED = 11
 RHO = 0.3  # token cosine of the one-layer cosine-map sweep
 DEEP = {"sigma_v2": 0.2, "sigma_w2": 0.2, "sigma_b2": 4e-4}  # the paper's deep-stack variances
@@ -162,15 +161,8 @@ def _cmp(prediction: float, est, n_tests: int, params: dict, label: str,
                    params=params, label=label, dof=_dof(est.n))
 
 
-def _twins(comparisons: list[Comparison], n_tests: int) -> list[Comparison]:
-    """The 10% mutation twin of every passing comparison."""
-    return [compare(MUTATION * c.prediction, c.estimate, c.se, bias=c.bias, n_tests=n_tests,
-                    params=c.params, label=f"{c.label} x {MUTATION}", dof=c.dof)
-            for c in comparisons if c.passed]
 
 
-def _worst(comparisons: list[Comparison]) -> Comparison:
-    return max(comparisons, key=lambda c: abs(c.z))
 
 
 def _where_failing(comparisons: list[Comparison], keys: tuple[str, ...]) -> list[tuple]:
@@ -294,9 +286,9 @@ def run_remf(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                             "p/q after one layer vs finite (T, d)")
              for m in maps]
     comparisons = c_ipr + c_ent + c_map
-    mutations = _twins(comparisons, n_tests)
+    mutations = mutation_twins(comparisons, n_tests)
     verdict = decide(comparisons, mutations)
-    worst = _worst(comparisons)
+    worst = largest_z(comparisons)
     unresolved = [c for c in comparisons if not c.resolved]
     asym_ipr = max(rows, key=lambda r: abs(r["ipr"] - r["ipr_asymptotic"]))
     deciding = (f"max |z| = {abs(worst.z):.1f} (critical {worst.z_crit:.1f}, {worst.label} at "
@@ -328,7 +320,7 @@ def _asymptotic_claim(claim: Claim, quantity: str, finite_key: str, asym_key: st
     finite = _rows_comparisons(rows, quantity, finite_key, f"{label} vs finite (T, d)",
                                n_tests)
     asym = _rows_comparisons(rows, quantity, asym_key, f"{label} vs asymptotic", n_tests)
-    mutations = _twins(finite + asym, n_tests)
+    mutations = mutation_twins(finite + asym, n_tests)
     finite_verdict = decide(finite, mutations)
     asym_verdict = decide(asym, [])
     by_T: dict[int, float] = {}
@@ -338,8 +330,8 @@ def _asymptotic_claim(claim: Claim, quantity: str, finite_key: str, asym_key: st
     worst = max(asym, key=lambda c: abs(c.estimate - c.prediction))
     deciding = (f"asymptotic {label} off by up to {worst.estimate - worst.prediction:+.3f} "
                 f"(T={worst.params['T']}, beta={worst.params['beta']}); the finite-(T, d) "
-                f"theory: max |z| = {abs(_worst(finite).z):.1f} "
-                f"(critical {_worst(finite).z_crit:.1f})")
+                f"theory: max |z| = {abs(largest_z(finite).z):.1f} "
+                f"(critical {largest_z(finite).z_crit:.1f})")
     if finite_verdict != "confirmed":
         verdict, notes = "open", (f"The finite-(T, d) theory came out {finite_verdict}, so this "
                                   "comparison cannot decide the asymptotic claim.")
@@ -473,7 +465,7 @@ def run_rem4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                                         "cosine vs recursion (asymptotic ipr)"))
             finite.append(_cmp(r["finite"][layer], est, n_tests, params,
                                          "cosine vs recursion (finite-T ipr)"))
-    mutations = _twins(paper + finite, n_tests)
+    mutations = mutation_twins(paper + finite, n_tests)
     worst_paper = max(paper, key=lambda c: abs(c.estimate - c.prediction))
     worst_finite = max(finite, key=lambda c: abs(c.estimate - c.prediction))
     fail_paper = [c for c in paper if not c.passed]
@@ -536,11 +528,11 @@ def run_rem5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         r["paper"] = pred
         paper.append(_cmp(pred, est, n_tests, params,
                                     "rho_L vs Möbius (ipr -> 0)"))
-    mutations = _twins(exact + paper, n_tests)
+    mutations = mutation_twins(exact + paper, n_tests)
     worst = max(paper, key=lambda c: abs(c.estimate - c.prediction))
     deciding = (f"Möbius prediction of rho_{depth} off by up to "
                 f"{worst.estimate - worst.prediction:+.3f} ({worst.params}); exact recursion "
-                f"max |z| = {abs(_worst(exact).z):.1f} (critical {_worst(exact).z_crit:.1f})")
+                f"max |z| = {abs(largest_z(exact).z):.1f} (critical {largest_z(exact).z_crit:.1f})")
     exact_verdict = decide(exact, mutations)
     paper_verdict = decide(paper, [])
     if paper_verdict == "confirmed" and exact_verdict == "confirmed":
