@@ -3,13 +3,13 @@ Monte Carlo of the matrices (independent of the engine), its closed form against
 sr(X X^T) bound, and the claims end to end under the quick profile."""
 
 import math
-import os
 
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import run_quick_claims
 
-from sim.claims import ClaimResult, decide, get_claim
+from sim.claims import ClaimResult, decide
 from theory import gap_depth as gd
 
 S = math.sqrt(math.log(2.0))
@@ -135,15 +135,7 @@ IDS = ("GAP-5", "GAP-6", "GAP-7", "GAP-8")
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[str, ClaimResult]:
-    old = os.environ.get("SIGPROP_CACHE_DIR")
-    os.environ["SIGPROP_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    try:
-        return {i: get_claim(i).run("quick") for i in IDS}
-    finally:
-        if old is None:
-            del os.environ["SIGPROP_CACHE_DIR"]
-        else:
-            os.environ["SIGPROP_CACHE_DIR"] = old
+    return run_quick_claims(tmp_path_factory, IDS)
 
 
 def _deciding(c) -> bool:

@@ -3,14 +3,14 @@ Carlo by a separate code path), the engine's F convention the claims rely on, an
 end to end under the quick profile."""
 
 import math
-import os
 
 import mpmath
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import run_quick_claims
 
-from sim.claims import ClaimResult, decide, get_claim
+from sim.claims import ClaimResult, decide
 from sim.claims import power_random as claims
 from theory import power_random as pr
 
@@ -118,15 +118,7 @@ IDS = ("PM-2", "PM-3")
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[str, ClaimResult]:
-    old = os.environ.get("SIGPROP_CACHE_DIR")
-    os.environ["SIGPROP_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    try:
-        return {i: get_claim(i).run("quick") for i in IDS}
-    finally:
-        if old is None:
-            del os.environ["SIGPROP_CACHE_DIR"]
-        else:
-            os.environ["SIGPROP_CACHE_DIR"] = old
+    return run_quick_claims(tmp_path_factory, IDS)
 
 
 @pytest.mark.slow

@@ -130,6 +130,17 @@ def largest_z(comparisons: list[Comparison]) -> Comparison:
     return max(comparisons, key=lambda c: abs(c.z))
 
 
+def rejected_summary(comparisons: list[Comparison]) -> str:
+    """One line for a note: how many comparisons rejected their prediction, and the worst."""
+    bad = [c for c in comparisons if not c.passed]
+    if not bad:
+        return "no comparison rejected"
+    w = largest_z(bad)
+    return (f"{len(bad)} of {len(comparisons)} rejected, worst {w.label} at {w.params}: "
+            f"{w.estimate:.4g} vs {w.prediction:.4g} "
+            f"({100 * (w.estimate / w.prediction - 1):+.1f}%)")
+
+
 def decide(comparisons: list[Comparison], mutations: list[Comparison]) -> str:
     """The verdict of comparisons that all test one statement in its stated regime:
     ``refuted`` if any comparison rejects the prediction (a rejection needs no power);

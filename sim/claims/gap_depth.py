@@ -23,7 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from sim.claims import Claim, ClaimResult, decide, largest_z, mutation_twins, register
+from sim.claims import (
+    Claim,
+    ClaimResult,
+    decide,
+    largest_z,
+    mutation_twins,
+    register,
+    rejected_summary,
+)
 from sim.config import Config
 from sim.montecarlo import Estimate, Result, estimate, estimate_function
 from sim.profiles import check_profile
@@ -257,7 +265,7 @@ def run_gap5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                                                           for k, v in factors.items()))
     if exact_verdict != "confirmed":
         verdict = "open" if exact_verdict == "open" else "refuted"
-        notes = (f"The exact recursion came out {exact_verdict}: " + _failing(exact)
+        notes = (f"The exact recursion came out {exact_verdict}: " + rejected_summary(exact)
                  if exact_verdict == "refuted" else
                  "The exact recursion is not resolved at 5% by this profile.")
     else:
@@ -270,7 +278,7 @@ def run_gap5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             "independent of T): 'faster for larger T' holds without skip and with the "
             "paper's skip, not for the upscaled skip, which only halves the bulk fraction "
             f"per layer. LayerNorm as a global rescaling: {approx_verdict} "
-            f"({_failing(approx) if approx_verdict == 'refuted' else 'agrees'}). "
+            f"({rejected_summary(approx) if approx_verdict == 'refuted' else 'agrees'}). "
             f"The paper's rank measure sr(X X^T) is near 1 after one layer already "
             f"(T={last['T']}: " + ", ".join(f"{k} {v:.4g}" for k, v in sr_one.items())
             + f"; layer {last['layer']}: " + ", ".join(f"{k} {v:.4g}"
@@ -300,14 +308,6 @@ def _per_layer_factor(option: str, T: int) -> float:
     return float(K[1, 1] / K[0, 0])
 
 
-def _failing(comparisons: list[Comparison]) -> str:
-    bad = [c for c in comparisons if not c.passed]
-    if not bad:
-        return "no comparison rejected"
-    w = largest_z(bad)
-    return (f"{len(bad)} of {len(comparisons)} rejected, worst {w.label} at {w.params}: "
-            f"{w.estimate:.4g} vs {w.prediction:.4g} "
-            f"({100 * (w.estimate / w.prediction - 1):+.1f}%)")
 
 
 GAP5 = register(Claim(
@@ -414,7 +414,7 @@ def run_gap6(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                 f"{fix.estimate:.2f} +- {fix.se:.2f} at fixed d")
     if exact_verdict != "confirmed":
         verdict = exact_verdict
-        notes = "The exact gradient theory is " + exact_verdict + ": " + _failing(
+        notes = "The exact gradient theory is " + exact_verdict + ": " + rejected_summary(
             pointwise + slopes)
     else:
         rejected_fixed = all(not c.passed for c in paper_fixed)
@@ -500,7 +500,8 @@ def run_gap7(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                 f"{small['ratio']:.2g} of the input energy")
     if exact_verdict != "confirmed":
         verdict = exact_verdict
-        notes = "The exact theory of the fix is " + exact_verdict + ": " + _failing(comparisons)
+        notes = (f"The exact theory of the fix is {exact_verdict}: "
+                 + rejected_summary(comparisons))
     else:
         verdict = "qualified"
         notes = (
@@ -595,7 +596,7 @@ def run_gap8(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                 f"only for lambda > {threshold:.3f} at T={Tmax}")
     if exact_verdict != "confirmed":
         verdict = exact_verdict
-        notes = "The exact theory is " + exact_verdict + ": " + _failing(comparisons)
+        notes = "The exact theory is " + exact_verdict + ": " + rejected_summary(comparisons)
     else:
         verdict = "qualified"
         notes = (

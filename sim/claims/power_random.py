@@ -38,7 +38,15 @@ from threadpoolctl import threadpool_limits
 
 from sim import kernels, rng
 from sim.alignment import top_subspace
-from sim.claims import Claim, ClaimResult, decide, largest_z, mutation_twins, register
+from sim.claims import (
+    Claim,
+    ClaimResult,
+    decide,
+    largest_z,
+    mutation_twins,
+    register,
+    rejected_summary,
+)
 from sim.config import Config
 from sim.montecarlo import Estimate, Result, estimate
 from sim.profiles import check_profile
@@ -126,14 +134,6 @@ def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: st
 
 
 
-def _failing(comparisons: list[Comparison]) -> str:
-    bad = [c for c in comparisons if not c.passed]
-    if not bad:
-        return "no comparison rejected"
-    w = largest_z(bad)
-    return (f"{len(bad)} of {len(comparisons)} rejected, worst {w.label} at {w.params}: "
-            f"{w.estimate:.4g} vs {w.prediction:.4g} "
-            f"({100 * (w.estimate / w.prediction - 1):+.1f}%)")
 
 
 # ----------------------------------------------------------------------------- PM-2
@@ -238,7 +238,7 @@ def run_pm2(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                  "the (collapsed) tokens toward its own I + F_l by the predicted one-step "
                  "factor, and the next layer forgets it.")
     elif verdict == "refuted":
-        notes = "Rejected: " + _failing(comparisons)
+        notes = "Rejected: " + rejected_summary(comparisons)
     else:
         notes = "Not resolved at 5% by this profile, or a mutation twin survived."
     return ClaimResult("PM-2", PM2.statement, verdict, deciding, comparisons, mutations,
@@ -346,7 +346,7 @@ def run_pm3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                 f"{law_verdict}; raw 1-r slope {raw.slope:.3f}); real and separated "
                 f"(r <= {SEPARATED}) top: " + cov_txt)
     largest = max(coverage, key=lambda r: (r["d"], r["sigma_v2"]))
-    law_detail = _failing([slope]) if law_verdict == "refuted" else f"z = {slope.z:.1f}"
+    law_detail = rejected_summary([slope]) if law_verdict == "refuted" else f"z = {slope.z:.1f}"
     notes = (f"Exact parts (E #real eigenvalues, d = 2): {exact_verdict}. The top eigenvalue of "
              f"I + F is real in a fraction that falls slowly with d "
              f"({100 * largest['real_top']:.0f}% at d={largest['d']}, sigma_v2="
@@ -360,7 +360,7 @@ def run_pm3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         notes += ("Qualified: the claim's near-degeneracy holds, but the leading edge law is "
                   "asymptotic and not resolved (or not reached) at these d.")
     elif verdict == "refuted":
-        notes += "Rejected: " + _failing(exact)
+        notes += "Rejected: " + rejected_summary(exact)
     elif verdict == "open":
         notes += "Not resolved at 5% by this profile, or a mutation twin survived."
     return ClaimResult("PM-3", PM3.statement, verdict, deciding, comparisons, mutations,

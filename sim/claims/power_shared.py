@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.claims import Claim, ClaimResult, decide, mutation_twins, register
+from sim.claims import Claim, ClaimResult, decide, mutation_twins, register, rejected_summary
 from sim.config import Config
 from sim.montecarlo import Estimate, Result, estimate
 from sim.profiles import check_profile
@@ -141,10 +141,6 @@ def _layer_rows(result: Result, case: str, observables: tuple[str, ...], **extra
 CONSENSUS_COSINE = 0.5
 
 
-def _failing(comparisons: list[Comparison]) -> str:
-    bad = [c for c in comparisons if not c.passed]
-    return "; ".join(f"{c.label} {c.params}: {c.estimate:.4g} vs {c.prediction:.4g} "
-                     f"(z = {c.z:+.1f})" for c in bad) or "none failing"
 
 
 # ----------------------------------------------------------------------------- PM-1
@@ -186,7 +182,7 @@ def run_pm1(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     if verdict_rates != "confirmed":
         verdict = verdict_rates
         notes = "The linearised rate theory came out " + verdict_rates + ": " + \
-            _failing(comparisons)
+            rejected_summary(comparisons)
     else:
         verdict = "qualified"
         notes = (
@@ -273,7 +269,7 @@ def run_pm4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                 + ", ".join(f"mu/s={c.params['mu/s']:g}: {c.estimate:.3f} +- {c.se:.1g} "
                             f"(BBP {c.prediction:.3f})" for c in bbp_cmp))
     if v_rates == "refuted":
-        verdict, notes = "refuted", "Steering rates: " + _failing(rates_cmp)
+        verdict, notes = "refuted", "Steering rates: " + rejected_summary(rates_cmp)
     elif v_rates == "open":
         verdict, notes = "open", "The steering rates are not resolved at 5% by this profile."
     else:
@@ -285,7 +281,7 @@ def run_pm4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             "symmetric F, u never becomes an eigenvector: above the BBP threshold "
             "mu* = sqrt(sigma_v2) the tokens align with a top eigenvector whose overlap with "
             f"u is 1 - sigma_v2/mu^2 (BBP comparison {v_bbp}: "
-            + (_failing(bbp_cmp) if v_bbp == "refuted" else "see the table")
+            + (rejected_summary(bbp_cmp) if v_bbp == "refuted" else "see the table")
             + "), so steering reaches |cos| -> 1 only as mu/sqrt(sigma_v2) grows.")
     return ClaimResult("PM-4", PM4.statement, verdict, deciding, comparisons, mutations,
                        profile, notes, {"curve": curve, "mu_star": mu_star,
@@ -374,7 +370,7 @@ def run_pm5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     elif v == "refuted":
         verdict = "open"
         notes = ("The derived beta-independence of the asymptotic rate is rejected in the "
-                 "linear regime: " + _failing(comparisons) + ". This chapter then has no "
+                 "linear regime: " + rejected_summary(comparisons) + ". This chapter then has no "
                  "prediction of the beta dependence to test the paper's claim with.")
     else:
         verdict = "open"
