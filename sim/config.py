@@ -24,6 +24,15 @@ Conventions (shared by the engine, the NumPy reference and the theory):
   ``"symmetric"``: ``F = (G + G^T)/sqrt(2)``, ``G`` drawn as ``W_V``; ``"given"``: ``F`` from
   ``value_matrix`` (``d*d`` floats, row-major). ``steer_mu != 0`` adds ``steer_mu u u^T`` to ``F``
   (``u = steer_u`` normalised, ``e_1`` when empty) in every layer.
+- Planted attention patterns (science/sinks.md): ``qk != "random"`` replaces the random scores by
+  ``s_ij = x_i^T W_QK x_j`` (no ``beta``, no ``1/sqrt(d_k)``) with one ``d x d`` matrix for every
+  head and layer: ``"sink"``: ``W_QK = qk_scale u e^T`` (``u = e_1``, ``e = e_2``);
+  ``"diagonal"``: ``qk_scale I``; ``"given"``: ``qk_matrix`` (``d*d`` floats, row-major).
+- ``sink=True`` plants a sink as token 0 of the input: tokens ``i >= 1`` get
+  ``x_i . u = a sqrt(d)``, ``x_i . e = 0``, ``|x_i|^2 = d`` (their other coordinates rescaled),
+  and ``x_0 = sqrt(d) (b u + sqrt(1 - b^2) e)``, with ``a = sink_align``, ``b = sink_cos``, so
+  ``cos(x_0, x_i) = a b``. Token 0's value vector is multiplied by ``sink_value`` in every layer
+  (0: a null-value sink).
 """
 
 from __future__ import annotations
@@ -38,10 +47,13 @@ NORMS = ("post", "pre", "none", "l2")
 ATTENTIONS = ("softmax", "markov", "uniform", "identity")
 GAPS = ("keep", "remove", "differential")
 VALUES = ("random", "symmetric", "given")
+QKS = ("random", "sink", "diagonal", "given")
 INPUTS = ("isometric", "simplex", "gaussian")
 DTYPES = ("float64", "float32")
 ACTIVATIONS = ("relu",)
 LN_EPS = 1e-12
+#: tuple-valued config fields (flat sequences of reals)
+VECTOR_FIELDS = ("value_matrix", "steer_u", "qk_matrix")
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -113,6 +125,13 @@ class Config:
     value_matrix: tuple[float, ...] = ()
     steer_mu: float = 0.0
     steer_u: tuple[float, ...] = ()
+    qk: str = "random"
+    qk_scale: float = 1.0
+    qk_matrix: tuple[float, ...] = ()
+    sink: bool = False
+    sink_align: float = 0.5
+    sink_cos: float = 0.0
+    sink_value: float = 1.0
     dtype: str = "float64"
 
     def __post_init__(self) -> None:
@@ -139,8 +158,9 @@ class Config:
         _choice("value", self.value, VALUES)
         _real("steer_mu", self.steer_mu)
         self._check_vectors()
+        self._check_planted()
         _choice("dtype", self.dtype, DTYPES)
-        for name in ("mlp", "shared_weights", "causal"):
+        for name in ("mlp", "shared_weights", "causal", "sink"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
         _real("rho", self.rho, 0.0, 1.0)
@@ -172,13 +192,39 @@ class Config:
         if self.steer_u and not any(self.steer_u):
             raise ValueError("steer_u must not be the zero vector")
 
+    def _check_planted(self) -> None:
+        """``qk``, ``qk_scale``, ``qk_matrix`` and the sink fields."""
+        _choice("qk", self.qk, QKS)
+        _real("qk_scale", self.qk_scale)
+        if self.qk != "random" and self.attention != "softmax":
+            raise ValueError(f"qk={self.qk!r} plants softmax scores; it needs "
+                             f"attention='softmax', got attention={self.attention!r}")
+        if self.qk == "given":
+            if len(self.qk_matrix) != self.d * self.d:
+                raise ValueError(f"qk='given' needs qk_matrix with d*d = {self.d * self.d} "
+                                 f"entries, got {len(self.qk_matrix)}")
+        elif self.qk_matrix:
+            raise ValueError("qk_matrix is only used with qk='given'; leave it empty")
+        for v in self.qk_matrix:
+            _real("qk_matrix entry", v)
+        _real("sink_align", self.sink_align, -1.0, 1.0)
+        _real("sink_cos", self.sink_cos, -1.0, 1.0)
+        _real("sink_value", self.sink_value)
+        if self.qk == "sink" and self.d < 2:
+            raise ValueError(f"qk='sink' needs d >= 2 (u = e_1, e = e_2), got d={self.d}")
+        if self.sink is True and self.d < 3:
+            raise ValueError(f"sink=True needs d >= 3 (u, e and a random part), got d={self.d}")
+        if self.sink is False and self.sink_value != 1.0:
+            raise ValueError(f"sink_value={self.sink_value!r} scales the sink's value; it needs "
+                             "sink=True")
+
     def _normalise_numbers(self) -> None:
         """Store NumPy integers and reals as Python ``int`` and ``float`` (validated later)."""
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, bool) or isinstance(v, str):
                 continue
-            if f.name in ("value_matrix", "steer_u"):
+            if f.name in VECTOR_FIELDS:
                 try:
                     flat = tuple(float(x) if isinstance(x, numbers.Real) and not isinstance(
                         x, bool) else x for x in _flatten(v))
@@ -211,7 +257,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (vector fields as lists); ``from_dict`` inverts it."""
         values = dataclasses.asdict(self)
-        for name in ("value_matrix", "steer_u"):
+        for name in VECTOR_FIELDS:
             values[name] = list(values[name])
         return values
 

@@ -16,6 +16,9 @@ Layout of the draws (the NumPy reference in ``tests/`` rebuilds the same arrays)
   ``markov`` logits ``G`` are ``heads x T x T``; with ``gap="differential"`` the second
   attention draws ``W_Q2, W_K2`` (or ``G2``) the same way from their own streams.
 
+Planted patterns (``qk != "random"``) draw no ``W_Q, W_K``: ``W_Q`` holds the planted ``W_QK``
+(``1 x d x d``, shared by all heads). ``sink=True`` rewrites the drawn input (``_plant_sink``).
+
 ``gap="remove"`` subtracts ``1/T`` from every entry, masked ones included, exactly as
 ``A - 1 1^T/T`` says; with ``causal=True`` the gap-removed matrix is therefore not causal.
 """
@@ -29,10 +32,10 @@ import numpy as np
 from numba import prange
 
 from sim import rng
-from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, VALUES, Config
+from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, QKS, VALUES, Config
 
 # Bump when a kernel changes its numbers: it is part of every cache key.
-KERNEL_VERSION = "4"
+KERNEL_VERSION = "5"
 
 OBSERVABLES = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
                "entropy", "ipr", "norm", "gram_stable_rank")
@@ -45,17 +48,18 @@ N_OBS = len(OBSERVABLES)
 RANK_RTOL = 1e-5
 
 (I_T, I_D, I_HEADS, I_DEPTH, I_DFF, I_NORM, I_MLP, I_ATTENTION, I_GAP, I_SHARED, I_CAUSAL,
- I_INPUT, I_VALUE) = range(13)
+ I_INPUT, I_VALUE, I_QK, I_SINK) = range(15)
 (F_BETA, F_SIGMA_V2, F_SIGMA_W2, F_SIGMA_B2, F_ALPHA_ATTN, F_ALPHA_MLP, F_MARKOV_S, F_RHO,
- F_DIFF_LAMBDA, F_STEER_MU) = range(10)
-#: ``fp`` holds ``value_matrix`` (``d*d``, value="given" only) and then the unit steering vector
-#: ``u`` (``d``, steer_mu != 0 only) after its scalar slots
-F_VECTORS = 10
+ F_DIFF_LAMBDA, F_STEER_MU, F_QK_SCALE, F_SINK_ALIGN, F_SINK_COS, F_SINK_VALUE) = range(14)
+#: ``fp`` holds ``value_matrix`` (``d*d``, value="given" only), the unit steering vector ``u``
+#: (``d``, steer_mu != 0 only) and ``qk_matrix`` (``d*d``, qk="given" only) after its scalar slots
+F_VECTORS = 14
 NORM_POST, NORM_PRE, NORM_NONE, NORM_L2 = range(4)
 VALUE_RANDOM, VALUE_SYMMETRIC, VALUE_GIVEN = range(3)
 ATT_SOFTMAX, ATT_MARKOV, ATT_UNIFORM, ATT_IDENTITY = range(4)
 INPUT_ISOMETRIC, INPUT_SIMPLEX, INPUT_GAUSSIAN = range(3)
 GAP_KEEP, GAP_REMOVE, GAP_DIFFERENTIAL = range(3)
+QK_RANDOM, QK_SINK, QK_DIAGONAL, QK_GIVEN = range(4)
 
 
 def encode(config: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,14 +67,17 @@ def encode(config: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ip = np.array([config.T, config.d, config.heads, config.depth, config.hidden,
                    NORMS.index(config.norm), int(config.mlp), ATTENTIONS.index(config.attention),
                    GAPS.index(config.gap), int(config.shared_weights), int(config.causal),
-                   INPUTS.index(config.input), VALUES.index(config.value)], dtype=np.int64)
+                   INPUTS.index(config.input), VALUES.index(config.value),
+                   QKS.index(config.qk), int(config.sink)], dtype=np.int64)
     fp = np.array([config.beta, config.sigma_v2, config.sigma_w2, config.sigma_b2,
                    config.alpha_attn, config.alpha_mlp, config.markov_s, config.rho,
-                   config.diff_lambda, config.steer_mu],
+                   config.diff_lambda, config.steer_mu, config.qk_scale, config.sink_align,
+                   config.sink_cos, config.sink_value],
                   dtype=np.float64)
     vectors = [np.asarray(config.value_matrix, dtype=np.float64)]
     if config.steer_mu != 0.0:
         vectors.append(steering_direction(config))
+    vectors.append(np.asarray(config.qk_matrix, dtype=np.float64))
     fp = np.concatenate([fp] + vectors)
     proto = np.zeros(0, dtype=np.dtype(config.dtype))
     return ip, fp, proto
@@ -101,7 +108,10 @@ def draw_input(ip, fp, seed, proto):
     T, d = ip[I_T], ip[I_D]
     kind = ip[I_INPUT]
     if kind == INPUT_GAUSSIAN:
-        return _normal((T, d), seed, -1, rng.INPUT, 0.0, 1.0, proto)
+        x = _normal((T, d), seed, -1, rng.INPUT, 0.0, 1.0, proto)
+        if ip[I_SINK]:
+            x = _plant_sink(x.astype(np.float64), fp).astype(proto.dtype)
+        return x
     g = np.empty((d, T), dtype=np.float64)
     rng.fill_normal(g, rng.stream_key(seed, -1, rng.INPUT), 0.0, 1.0)
     q, r = np.linalg.qr(g)
@@ -121,7 +131,34 @@ def draw_input(ip, fp, seed, proto):
         mean /= T
         for t in range(T):
             x[t] = a * (x[t] - mean) + b * mean
+    if ip[I_SINK]:
+        x = _plant_sink(x, fp)
     return x.astype(proto.dtype)
+
+
+@numba.njit(cache=True)
+def _plant_sink(x, fp):
+    """Token 0 becomes the sink ``sqrt(d) (b u + sqrt(1 - b^2) e)``; tokens ``t >= 1`` get
+    ``x_t . u = a sqrt(d)``, ``x_t . e = 0`` and their other coordinates rescaled so that
+    ``|x_t|^2 = d`` (``u = e_1``, ``e = e_2``, ``a = sink_align``, ``b = sink_cos``; float64,
+    in place)."""
+    T, d = x.shape
+    a, b = fp[F_SINK_ALIGN], fp[F_SINK_COS]
+    root = math.sqrt(d)
+    for t in range(1, T):
+        rest = 0.0
+        for j in range(2, d):
+            rest += x[t, j] * x[t, j]
+        scale = math.sqrt(d * (1.0 - a * a) / rest) if rest > 0.0 else 0.0
+        for j in range(2, d):
+            x[t, j] *= scale
+        x[t, 0] = a * root
+        x[t, 1] = 0.0
+    for j in range(d):
+        x[0, j] = 0.0
+    x[0, 0] = b * root
+    x[0, 1] = math.sqrt(max(1.0 - b * b, 0.0)) * root
+    return x
 
 
 @numba.njit(cache=True)
@@ -137,7 +174,11 @@ def draw_layer(ip, fp, seed, layer, proto):
     wq, wk, g = empty3, empty3, empty3
     wq2, wk2, g2 = empty3, empty3, empty3
     second = ip[I_GAP] == GAP_DIFFERENTIAL
-    if att == ATT_SOFTMAX:
+    if att == ATT_SOFTMAX and ip[I_QK] != QK_RANDOM:
+        wq = planted_qk(ip, fp, proto)
+        if second:
+            wq2 = wq
+    elif att == ATT_SOFTMAX:
         qk_std = math.sqrt(fp[F_BETA] * math.sqrt(math.log(T)) / d)
         wq = _normal((heads, d, dk), seed, layer, rng.W_Q, 0.0, qk_std, proto)
         wk = _normal((heads, d, dk), seed, layer, rng.W_K, 0.0, qk_std, proto)
@@ -162,6 +203,27 @@ def draw_layer(ip, fp, seed, layer, proto):
         w2 = _normal((dff, d), seed, layer, rng.W_2, 0.0, math.sqrt(fp[F_SIGMA_W2] / dff), proto)
         b2 = _normal((d,), seed, layer, rng.B_2, 0.0, sb, proto)
     return wq, wk, wv, wo, w1, b1, w2, b2, g, wq2, wk2, g2
+
+
+@numba.njit(cache=True)
+def planted_qk(ip, fp, proto):
+    """The planted ``W_QK`` (``1 x d x d``): ``qk_scale e_1 e_2^T`` (sink), ``qk_scale I``
+    (diagonal) or ``qk_matrix`` (given)."""
+    d = ip[I_D]
+    c = fp[F_QK_SCALE]
+    w = np.zeros((1, d, d), dtype=proto.dtype)
+    mode = ip[I_QK]
+    if mode == QK_SINK:
+        w[0, 0, 1] = c
+    elif mode == QK_DIAGONAL:
+        for i in range(d):
+            w[0, i, i] = c
+    else:
+        off = fp.size - d * d
+        for i in range(d):
+            for j in range(d):
+                w[0, i, j] = fp[off + i * d + j]
+    return w
 
 
 @numba.njit(cache=True)
@@ -297,6 +359,10 @@ def attention_matrix(xa, wq, wk, g, h, ip):
     T = ip[I_T]
     causal = ip[I_CAUSAL] == 1
     att = ip[I_ATTENTION]
+    if att == ATT_SOFTMAX and ip[I_QK] != QK_RANDOM:
+        a = np.dot(np.dot(xa, wq[0]), xa.T)  # s_ij = x_i^T W_QK x_j
+        ent, ipr = _row_softmax(a, causal)
+        return a, ent, ipr
     if att == ATT_SOFTMAX:
         qh = np.dot(xa, wq[h])
         kh = np.dot(xa, wk[h])
@@ -344,6 +410,18 @@ def attention_operator(xa, weights, h, ip, fp):
 
 
 @numba.njit(cache=True)
+def head_values(xa, wv, h, ip, fp):
+    """Values ``xa W_V^h`` of head ``h`` (``T x d_k``); with a sink, token 0's row times
+    ``sink_value``."""
+    v = np.dot(xa, wv[h])
+    if ip[I_SINK]:
+        c = fp[F_SINK_VALUE]
+        for j in range(v.shape[1]):
+            v[0, j] = v[0, j] * c
+    return v
+
+
+@numba.njit(cache=True)
 def _attend(xa, weights, ip, fp):
     """Multi-head attention output (``T x d``), mean row entropy and mean ``ipr``."""
     T, d, heads = ip[I_T], ip[I_D], ip[I_HEADS]
@@ -356,7 +434,7 @@ def _attend(xa, weights, ip, fp):
         a, e, q = attention_operator(xa, weights, h, ip, fp)
         ent += e
         ipr += q
-        out[:, h * dk:(h + 1) * dk] = np.dot(a, np.dot(xa, wv[h]))
+        out[:, h * dk:(h + 1) * dk] = np.dot(a, head_values(xa, wv, h, ip, fp))
     if heads > 1:
         out = np.dot(out, wo)
     return out, ent / (heads * T), ipr / (heads * T)

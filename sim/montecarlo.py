@@ -8,7 +8,9 @@ observables (NaN there), for deep stacks; other kinds (registered by ``register_
 measure one object: ``"attention"`` and ``"rows"`` the layer-1 attention matrix (one row),
 ``"spectra"`` its eigenvalues and singular values (one row per eigenvalue), ``"gradient"`` the
 exact value-weight Jacobian norms of an attention-only stack (one row per layer),
-``"alignment"`` the tokens' alignment with eigen-directions of ``F`` (``sim.alignment``).
+``"alignment"`` the tokens' alignment with eigen-directions of ``F`` (``sim.alignment``);
+``"heads"``, ``"queries"`` and ``"ablation"`` what each head does: sink mass, contribution
+weights, token deletions (``sim.heads``).
 
 Sample ``i`` is seeded by ``SeedSequence(seed, spawn_key=(i,))`` and written to its own slot;
 BLAS runs single-threaded inside the kernels. The same ``(config, samples, seed)`` therefore
@@ -29,7 +31,7 @@ import scipy.linalg.cython_blas  # noqa: F401  numba's BLAS/LAPACK: load it befo
 import scipy.linalg.cython_lapack  # noqa: F401  threadpool_limits(1) so the limit covers it
 from threadpoolctl import threadpool_limits
 
-from sim import kernels, rng
+from sim import heads, kernels, rng
 from sim.alignment import ALIGNMENT_OBSERVABLES, alignment_samples
 from sim.config import Config
 from sim.progress import progress_bar
@@ -66,6 +68,9 @@ register_kind(Kind("attention", kernels.ATTENTION_OBSERVABLES, kernels.attention
 
 
 def _check_rows(config: Config) -> None:
+    if config.qk != "random" or config.sink:
+        raise ValueError(f"kind='rows' samples random key-query projections; it cannot measure "
+                         f"qk={config.qk!r} or sink={config.sink!r} (use kind='queries')")
     if config.attention == "markov":
         return
     if config.attention != "softmax" or config.input not in ("isometric", "simplex") \
@@ -114,14 +119,14 @@ register_kind(Kind("spectra", SPECTRA_OBSERVABLES, spectra_samples, lambda c: c.
 def _check_gradient(config: Config) -> None:
     if (config.attention not in ("markov", "uniform", "identity") or config.norm != "none"
             or config.alpha_attn != 0.0 or config.mlp or config.heads != 1
-            or config.shared_weights):
+            or config.shared_weights or config.sink):
         raise ValueError(
             "kind='gradient' needs an attention-only stack X_l = A_l X_(l-1) W_V with "
             "input-independent attention: attention markov/uniform/identity, norm='none', "
             "alpha_attn=0, mlp=False, heads=1, shared_weights=False; got "
             f"attention={config.attention!r}, norm={config.norm!r}, "
             f"alpha_attn={config.alpha_attn!r}, mlp={config.mlp!r}, heads={config.heads!r}, "
-            f"shared_weights={config.shared_weights!r}")
+            f"shared_weights={config.shared_weights!r}, sink={config.sink!r} (must be False)")
 
 
 register_kind(Kind("gradient", kernels.GRADIENT_OBSERVABLES, kernels.gradient_samples,
@@ -136,6 +141,21 @@ def _check_alignment(config: Config) -> None:
 
 register_kind(Kind("alignment", ALIGNMENT_OBSERVABLES, alignment_samples,
                    lambda c: c.depth + 1, _check_alignment))
+
+
+def _check_ablation(config: Config) -> None:
+    if config.attention != "softmax" or config.heads != 1 or config.gap != "keep":
+        raise ValueError(
+            "kind='ablation' deletes tokens from a softmax head: it needs attention='softmax', "
+            f"heads=1, gap='keep'; got attention={config.attention!r}, heads={config.heads!r}, "
+            f"gap={config.gap!r}")
+
+
+register_kind(Kind("heads", heads.HEAD_OBSERVABLES, heads.head_samples,
+                   lambda c: c.depth * c.heads))
+register_kind(Kind("queries", heads.QUERY_OBSERVABLES, heads.query_samples, lambda c: c.T))
+register_kind(Kind("ablation", heads.ABLATION_OBSERVABLES, heads.ablation_samples, lambda c: 1,
+                   _check_ablation))
 
 
 def get_kind(name: str) -> Kind:

@@ -95,14 +95,42 @@ def draw_input(config: Config, sample_seed: np.uint64, dtype: np.dtype | None = 
     T, d = config.T, config.d
     key = rng.stream_key(np.uint64(sample_seed), -1, rng.INPUT)
     if config.input == "gaussian":
-        return _perturb(rng.normal((T, d), key).astype(dtype).astype(np.float64))
+        x = rng.normal((T, d), key).astype(dtype).astype(np.float64)
+        return _perturb(plant_sink(config, x) if config.sink else x)
     n = rng.normal((d, T), key)
     q, r = np.linalg.qr(n, mode="reduced")  # q: d x T
     signs = np.where(np.diag(r) >= 0, 1.0, -1.0)
     x = math.sqrt(d) * (q * signs).T  # T x d, X X^T = d I
     if config.input == "simplex":
         x = simplex_sqrt(T, config.rho) @ x
+    if config.sink:
+        x = plant_sink(config, x)
     return _perturb(x.astype(dtype).astype(np.float64))
+
+
+def plant_sink(config: Config, x: np.ndarray) -> np.ndarray:
+    """Token 0 becomes ``sqrt(d) (b e_1 + sqrt(1 - b^2) e_2)``; tokens ``t >= 1`` keep their
+    coordinates ``2 ..``, rescaled to norm ``sqrt(d (1 - a^2))``, and get ``a sqrt(d)`` on
+    ``e_1`` and 0 on ``e_2``."""
+    d, a, b = config.d, config.sink_align, config.sink_cos
+    x = x.copy()
+    rest = x[1:, 2:]
+    x[1:, 2:] = rest * np.sqrt(d * (1 - a * a)) / np.linalg.norm(rest, axis=1, keepdims=True)
+    x[1:, 0] = a * np.sqrt(d)
+    x[1:, 1] = 0.0
+    x[0] = 0.0
+    x[0, :2] = np.sqrt(d) * np.array([b, np.sqrt(1 - b * b)])
+    return x
+
+
+def planted_qk(config: Config) -> np.ndarray:
+    """The planted ``W_QK`` (``d x d``) of ``qk`` = sink / diagonal / given."""
+    d, c = config.d, config.qk_scale
+    if config.qk == "sink":
+        return c * np.outer(np.eye(d)[0], np.eye(d)[1])
+    if config.qk == "diagonal":
+        return c * np.eye(d)
+    return np.asarray(config.qk_matrix).reshape(d, d)
 
 
 @dataclass
@@ -135,7 +163,7 @@ def draw_layer(config: Config, sample_seed: np.uint64, layer: int,
 
     w = Weights(w_v=draw((h, d, dk), rng.W_V, 0.0, math.sqrt(config.sigma_v2 / d)))
     w.w_v = value_treatment(config, w.w_v)
-    if config.attention == "softmax":
+    if config.attention == "softmax" and config.qk == "random":
         qk_std = math.sqrt(config.beta * math.sqrt(math.log(T)) / d)
         w.w_q = draw((h, d, dk), rng.W_Q, 0.0, qk_std)
         w.w_k = draw((h, d, dk), rng.W_K, 0.0, qk_std)
@@ -210,6 +238,8 @@ def attention_probs(config: Config, xa: np.ndarray, w: Weights, head: int,
     ``second`` selects the differential attention's second draw ``A_2``."""
     T = config.T
     allowed = _mask(T, config.causal)
+    if config.attention == "softmax" and config.qk != "random":
+        return _softmax_rows(_perturb(xa @ planted_qk(config) @ xa.T), allowed)
     if config.attention == "softmax":
         wq, wk = (w.w_q2, w.w_k2) if second else (w.w_q, w.w_k)
         q, k = _perturb(xa @ wq[head]), _perturb(xa @ wk[head])
@@ -227,6 +257,14 @@ def _row_entropy(a: np.ndarray) -> np.ndarray:
     return -np.sum(np.where(a > 0, a * np.log(safe), 0.0), axis=1)
 
 
+def head_values(config: Config, xa: np.ndarray, w: Weights, h: int) -> np.ndarray:
+    """``xa W_V^h`` (``T x d_k``), token 0's row times ``sink_value`` with a sink."""
+    v = _perturb(xa @ w.w_v[h])
+    if config.sink:
+        v[0] *= config.sink_value
+    return v
+
+
 def attention(config: Config, xa: np.ndarray, w: Weights) -> tuple[np.ndarray, float, float]:
     """Multi-head attention output (``T x d``), mean row entropy (nats) and mean
     ``sum_s A_ts^2`` over heads and rows (of ``A`` before gap removal)."""
@@ -240,7 +278,7 @@ def attention(config: Config, xa: np.ndarray, w: Weights) -> tuple[np.ndarray, f
             a = _perturb(a - np.ones((T, T)) / T)
         elif config.gap == "differential":
             a = _perturb(a - config.diff_lambda * attention_probs(config, xa, w, h, True))
-        outs.append(_perturb(a @ _perturb(xa @ w.w_v[h])))
+        outs.append(_perturb(a @ head_values(config, xa, w, h)))
     out = np.concatenate(outs, axis=1)
     if config.heads > 1:
         out = _perturb(out @ w.w_o)

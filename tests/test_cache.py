@@ -25,7 +25,8 @@ ALTERNATIVES = {
     "mlp": False, "activation": "gelu", "attention": "markov", "markov_s": 0.5, "gap": "remove",
     "diff_lambda": 0.25, "shared_weights": True, "causal": True, "input": "gaussian", "rho": 0.5,
     "dtype": "float32", "value": "symmetric", "steer_mu": 0.5, "steer_u": (1.0,) * 8,
-    "value_matrix": (0.5,) * 64,
+    "value_matrix": (0.5,) * 64, "qk": "diagonal", "qk_scale": 0.5, "qk_matrix": (0.5,) * 64,
+    "sink": True, "sink_align": 0.25, "sink_cos": 0.25, "sink_value": 0.5,
 }
 
 

@@ -19,6 +19,7 @@ from sim.config import (
     GAPS,
     INPUTS,
     NORMS,
+    QKS,
     VALUES,
     Config,
 )
@@ -28,11 +29,13 @@ INT_FIELDS = {"T": (2, 1 << 16), "d": (1, 1 << 16), "heads": (1, None), "depth":
 REAL_FIELDS = {"beta": (0.0, None), "sigma_v2": (0.0, None), "sigma_w2": (0.0, None),
                "sigma_b2": (0.0, None), "alpha_attn": (None, None), "alpha_mlp": (None, None),
                "markov_s": (0.0, None), "rho": (0.0, 1.0), "diff_lambda": (None, None),
-               "steer_mu": (None, None)}
+               "steer_mu": (None, None), "qk_scale": (None, None), "sink_align": (-1.0, 1.0),
+               "sink_cos": (-1.0, 1.0), "sink_value": (None, None)}
 CHOICE_FIELDS = {"norm": NORMS, "activation": ACTIVATIONS, "attention": ATTENTIONS, "gap": GAPS,
-                 "input": INPUTS, "dtype": DTYPES, "value": VALUES}
-BOOL_FIELDS = ("mlp", "shared_weights", "causal")
-VECTOR_FIELDS = ("value_matrix", "steer_u")
+                 "input": INPUTS, "dtype": DTYPES, "value": VALUES,
+                 "qk": QKS}
+BOOL_FIELDS = ("mlp", "shared_weights", "causal", "sink")
+VECTOR_FIELDS = ("value_matrix", "steer_u", "qk_matrix")
 # words by which a message says what is allowed
 ALLOWED_WORDS = ("must be", "choose one of", "needs", "must divide")
 
@@ -240,3 +243,17 @@ def test_vector_fields() -> None:
                       (dict(value="symmetric", heads=2), "heads=1")]:
         with pytest.raises(ValueError, match=word):
             Config(T=2, d=2, **bad)
+
+
+def test_planted_pattern_fields() -> None:
+    """``qk``, ``qk_matrix`` and the sink fields: round trip, and each misuse names its field."""
+    c = Config(T=3, d=3, qk="given", qk_matrix=[[1, 0, 0], [0, 1, 0], [0, 0, 1]], sink=True,
+               sink_value=0.0, sink_align=-0.3, sink_cos=0.2)
+    assert c.qk_matrix == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    assert Config.from_dict(c.to_dict()) == c
+    for bad, word in [(dict(qk="given"), "d\\*d"), (dict(qk_matrix=(1.0,) * 9), "qk='given'"),
+                      (dict(qk="sink", attention="markov"), "attention='softmax'"),
+                      (dict(sink_value=0.5), "sink=True"), (dict(sink=True, d=2), "d >= 3"),
+                      (dict(sink_align=1.5), "sink_align"), (dict(qk="sink", d=1), "d >= 2")]:
+        with pytest.raises(ValueError, match=word):
+            Config(**{"T": 2, "d": 3, **bad})
