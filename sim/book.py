@@ -20,8 +20,9 @@ def claim_results(profile: str | None = None) -> list[ClaimResult]:
     """Every registered claim, run (from the cache when possible) under ``profile``; missing
     ones are computed side by side in local processes first (``sim.claim_cache.prefetch``)."""
     profile = profile or current_profile()
-    # the REM claims (registered last) carry the slowest quadratures: start them first
-    prefetch(list(all_claims())[::-1], profile)
+    # the REM claims carry the slowest (single-threaded) quadratures: start them first
+    ids = list(all_claims())
+    prefetch(sorted(ids, key=lambda c: not c.startswith("REM")), profile)
     return verify(None, profile)
 
 
@@ -29,12 +30,21 @@ def ledger_markdown(profile: str | None = None) -> str:
     """The verdict ledger: claim, verdict, deciding number, link to its section."""
     claims = all_claims()
     lines = ["| claim | paper | verdict | deciding number |", "|---|---|---|---|"]
-    for result in claim_results(profile):
+    for result in sorted(claim_results(profile), key=_chapter_order):
         claim = claims[result.id]
         link = f"{{ref}}`{result.id} <{claim.anchor}>`"
         lines.append(f"| {link} | {claim.paper} | **{result.verdict}** | "
                      f"{_escape(result.deciding)} |")
     return "\n".join(lines)
+
+
+#: claim-id prefixes in the order of the book's chapters
+CHAPTER_ORDER = ("GAP", "REM", "PM", "SD", "CW", "RS")
+
+
+def _chapter_order(result: ClaimResult) -> int:
+    prefix = result.id.split("-")[0]
+    return CHAPTER_ORDER.index(prefix) if prefix in CHAPTER_ORDER else len(CHAPTER_ORDER)
 
 
 def _escape(text: str) -> str:

@@ -18,12 +18,22 @@ from typing import Any
 
 import numpy as np
 
-from sim.config import ACTIVATIONS, ATTENTIONS, DTYPES, GAPS, INPUTS, NORMS, VALUES, Config
+from sim.config import (
+    ACTIVATIONS,
+    ATTENTIONS,
+    DTYPES,
+    GAPS,
+    INPUTS,
+    NORMS,
+    QKS,
+    VALUES,
+    Config,
+)
 from sim.profiles import DEFAULT_PROFILE, PROFILES
 
 EXIT_USAGE = 2
 _CHOICES = {"norm": NORMS, "attention": ATTENTIONS, "gap": GAPS, "input": INPUTS,
-            "dtype": DTYPES, "activation": ACTIVATIONS, "value": VALUES}
+            "dtype": DTYPES, "activation": ACTIVATIONS, "value": VALUES, "qk": QKS}
 
 
 class UsageError(Exception):
@@ -111,7 +121,8 @@ def _grid(args: argparse.Namespace) -> list[Config]:
             for combo in itertools.product(*(axes[n] for n in names))]
 
 
-KIND_NAMES = ("forward", "order", "attention", "rows", "spectra", "gradient", "alignment")
+KIND_NAMES = ("forward", "order", "attention", "rows", "spectra", "gradient", "alignment",
+              "heads", "queries", "ablation")
 KIND_HELP = ("forward (every observable at every layer), order (forward without the rank "
              "observables; faster), attention (layer-1 attention stable ranks and top singular "
              "values), rows (layer-1 softmax row entropy, ipr and overlap), spectra (layer-1 "
@@ -119,7 +130,10 @@ KIND_HELP = ("forward (every observable at every layer), order (forward without 
              "||dX_L/dW_V^l||_F^2 of an attention-only stack with input-independent "
              "attention), alignment (per layer, the tokens' alignment with the top "
              "eigen-directions of the value product F, of I + F, of P(I + F) and with the "
-             "steering direction); default forward")
+             "steering direction), heads (per layer and head: sink mass, output norm, "
+             "contribution weights, consensus distance), queries (layer 1, head 0, per query "
+             "token), ablation (rank correlations of contribution weights, attention and "
+             "value-weighted attention with the effect of deleting a token); default forward")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,10 +15,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sim.claims import ClaimResult, verify
+from sim.figures_contribution import FIGURES as CONTRIBUTION_FIGURES
 from sim.figures_gap_depth import FIGURES as GAP_DEPTH_FIGURES
 from sim.figures_gap_spectra import FIGURES as GAP_SPECTRA_FIGURES
 from sim.figures_power_random import FIGURES as POWER_RANDOM_FIGURES
 from sim.figures_power_shared import FIGURES as POWER_SHARED_FIGURES
+from sim.figures_sinks import FIGURES as SINKS_FIGURES
 from sim.stamp import stamp
 
 
@@ -282,6 +284,8 @@ FIGURES: dict[str, tuple[str, Callable[[ClaimResult], Figure]]] = {
     **GAP_DEPTH_FIGURES,
     **POWER_SHARED_FIGURES,
     **POWER_RANDOM_FIGURES,
+    **SINKS_FIGURES,
+    **CONTRIBUTION_FIGURES,
 }
 
 

@@ -51,6 +51,8 @@ class Kind:
     kernel: Callable[..., np.ndarray]
     layers: Callable[[Config], int]
     check: Callable[[Config], None] | None = None
+    #: what a row is (the header of ``sigprop run``'s first column)
+    row_label: str = "layer"
 
 
 KINDS: dict[str, Kind] = {}
@@ -64,7 +66,7 @@ def register_kind(kind: Kind) -> Kind:
 register_kind(Kind("forward", OBSERVABLES, kernels.run_samples, lambda c: c.depth + 1))
 register_kind(Kind("order", OBSERVABLES, kernels.run_samples_light, lambda c: c.depth + 1))
 register_kind(Kind("attention", kernels.ATTENTION_OBSERVABLES, kernels.attention_samples,
-                   lambda c: 1))
+                   lambda c: 1, row_label="row"))
 
 
 def _check_rows(config: Config) -> None:
@@ -82,7 +84,7 @@ def _check_rows(config: Config) -> None:
 
 
 register_kind(Kind("rows", kernels.ROW_OBSERVABLES, kernels.row_samples, lambda c: 1,
-                   _check_rows))
+                   _check_rows, row_label="row"))
 
 
 SPECTRA_OBSERVABLES = ("eig_real", "eig_imag", "singular")
@@ -113,7 +115,8 @@ def spectra_samples(ip: np.ndarray, fp: np.ndarray, seeds: np.ndarray,
     return out
 
 
-register_kind(Kind("spectra", SPECTRA_OBSERVABLES, spectra_samples, lambda c: c.T))
+register_kind(Kind("spectra", SPECTRA_OBSERVABLES, spectra_samples, lambda c: c.T,
+                   row_label="index"))
 
 
 def _check_gradient(config: Config) -> None:
@@ -152,10 +155,11 @@ def _check_ablation(config: Config) -> None:
 
 
 register_kind(Kind("heads", heads.HEAD_OBSERVABLES, heads.head_samples,
-                   lambda c: c.depth * c.heads))
-register_kind(Kind("queries", heads.QUERY_OBSERVABLES, heads.query_samples, lambda c: c.T))
+                   lambda c: c.depth * c.heads, row_label="(layer-1)*heads+head"))
+register_kind(Kind("queries", heads.QUERY_OBSERVABLES, heads.query_samples, lambda c: c.T,
+                   row_label="query"))
 register_kind(Kind("ablation", heads.ABLATION_OBSERVABLES, heads.ablation_samples, lambda c: 1,
-                   _check_ablation))
+                   _check_ablation, row_label="row"))
 
 
 def get_kind(name: str) -> Kind:

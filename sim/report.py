@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sim.claims import ClaimResult
-from sim.montecarlo import Result
+from sim.montecarlo import Result, get_kind
 
 RUN_COLUMNS = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
                "entropy", "ipr", "norm", "gram_stable_rank")
@@ -36,7 +36,7 @@ def run_table(result: Result) -> str:
     head += f" kind={result.kind}"
     rows = [[str(row["layer"])] + [_cell(row[n]["mean"], row[n]["se"]) for n in columns]
             for row in result.layers()]
-    return head + "\n" + table(("layer",) + tuple(columns), rows)
+    return head + "\n" + table((get_kind(result.kind).row_label,) + tuple(columns), rows)
 
 
 def sweep_table(results: Sequence[Result]) -> str:

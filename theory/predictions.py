@@ -68,10 +68,14 @@ def all_predictions() -> dict[str, Prediction]:
 
 def _load_all() -> None:
     # importing registers
+    import theory.contribution  # noqa: F401
     import theory.gap  # noqa: F401
     import theory.gap_depth  # noqa: F401
     import theory.gap_spectra  # noqa: F401
+    import theory.hcni  # noqa: F401
     import theory.power_random  # noqa: F401
     import theory.power_shared  # noqa: F401
+    import theory.rank  # noqa: F401
     import theory.rem  # noqa: F401
     import theory.rem_key_query  # noqa: F401
+    import theory.sinks  # noqa: F401

@@ -81,12 +81,16 @@ def register(claim: Claim) -> Claim:
 
 def _load_all() -> None:
     # importing registers
+    import sim.claims.contribution  # noqa: F401
     import sim.claims.gap  # noqa: F401
     import sim.claims.gap_depth  # noqa: F401
     import sim.claims.gap_spectra  # noqa: F401
+    import sim.claims.hcni  # noqa: F401
     import sim.claims.power_random  # noqa: F401
     import sim.claims.power_shared  # noqa: F401
+    import sim.claims.rank  # noqa: F401
     import sim.claims.rem  # noqa: F401
+    import sim.claims.sinks  # noqa: F401
 
 
 def all_claims() -> dict[str, Claim]:
