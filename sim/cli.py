@@ -8,11 +8,12 @@ line on stderr and exits 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -154,14 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seed", type=int, default=0)
     sw.add_argument("--kind", choices=KIND_NAMES, default="forward",
                     help="what to measure: " + KIND_HELP)
-    sw.add_argument("--executor", choices=("serial", "processes"), default="processes",
-                    help="where points run (default: local processes)")
+    sw.add_argument("--executor", choices=("serial", "processes"), default=None,
+                    help="where points run locally (default: local processes)")
+    sw.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help="run points on the dask.distributed scheduler at ADDRESS (default: "
+                         "$SIGPROP_SCHEDULER if set, else local); results are cached here")
     sw.add_argument("--json", action="store_true", help="print a JSON list of results")
 
     ver = sub.add_parser("verify", help="run claims and print their verdicts")
     ver.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids (default: all)")
     ver.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
-    ver.add_argument("--executor", choices=("serial", "processes"), default="serial")
+    ver.add_argument("--executor", choices=("serial", "processes"), default=None,
+                     help="where simulation points run locally (default: serial)")
+    ver.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                     help="run simulation points on the dask.distributed scheduler at ADDRESS "
+                          "(default: $SIGPROP_SCHEDULER if set, else local)")
     ver.add_argument("--json", action="store_true", help="print a JSON list of claim results")
 
     der = sub.add_parser("derive", help="rerun every derivation and rewrite theory/_generated/")
@@ -201,13 +209,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace, default: str) -> Iterator[Any]:
+    """``--executor`` (or ``default``), or a Dask cluster from ``--scheduler`` /
+    ``$SIGPROP_SCHEDULER``."""
+    from sim.cluster import cluster_executor, scheduler_address
+
+    address = scheduler_address(args.scheduler)
+    if address is None:
+        yield args.executor or default
+        return
+    if args.executor is not None:
+        raise UsageError(f"--executor {args.executor} and a scheduler ({address}) exclude each "
+                         "other; give one")
+    with cluster_executor(address) as executor:
+        yield executor
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from sim.report import sweep_table
     from sim.sweep import Point, sweep
 
     configs = _grid(args)
-    results = sweep([Point(c, args.samples, args.seed, args.kind) for c in configs],
-                    executor=args.executor)
+    points = [Point(c, args.samples, args.seed, args.kind) for c in configs]
+    with _executor(args, "processes") as executor:
+        results = sweep(points, executor=executor)
     if args.json:
         print(json.dumps([r.to_dict() for r in results]))
     else:
@@ -221,7 +247,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     for claim_id in args.claims:
         get_claim(claim_id)  # unknown ids fail before any work
-    results = verify(args.claims, args.profile, executor=args.executor)
+    with _executor(args, "serial") as executor:
+        results = verify(args.claims, args.profile, executor=executor)
     if args.json:
         print(json.dumps([r.to_dict() for r in results]))
     else:

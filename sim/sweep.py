@@ -9,7 +9,8 @@ Conventions:
   as it finishes, so an interrupted sweep resumes by recomputing only the missing points.
 - ``executor``: ``"serial"`` (in this process), ``"processes"`` (a local process pool, the
   default) or any ``concurrent.futures.Executor``-like object whose ``submit`` returns futures
-  with ``.result()`` (a thread pool, or ``dask.distributed.Client.get_executor()``).
+  with ``.result()`` (a thread pool, or ``dask.distributed.Client.get_executor()``:
+  ``sim.cluster``).
 """
 
 from __future__ import annotations
@@ -84,9 +85,16 @@ def _process_pool(workers: int) -> cf.ProcessPoolExecutor:
 
 
 def _completed(futures: list[Any]) -> Iterator[Any]:
-    """Futures as they complete if they are real ``concurrent.futures.Future``s, else in order."""
-    if all(isinstance(f, cf.Future) for f in futures):
+    """Futures as they complete (``concurrent.futures`` or ``dask.distributed`` futures), else
+    in order."""
+    from sim.cluster import is_dask_future
+
+    if futures and all(isinstance(f, cf.Future) for f in futures):
         yield from cf.as_completed(futures)
+    elif futures and all(is_dask_future(f) for f in futures):
+        from distributed import as_completed
+
+        yield from as_completed(futures)
     else:
         yield from futures
 

@@ -1,0 +1,72 @@
+"""Sweeps on a ``dask.distributed`` cluster.
+
+A sweep runs its points through any ``concurrent.futures``-style executor (``sim.sweep``); on a
+cluster that executor is ``dask.distributed.Client.get_executor()``. Each point's result depends
+on the point alone, so a cluster run is bit-identical to a local one; results come back to the
+client, which writes them to its own cache as they finish. When a worker dies, the scheduler
+reruns its unfinished points elsewhere; finished points are already in the client's cache.
+
+The scheduler address comes from ``--scheduler`` or the environment variable
+``SIGPROP_SCHEDULER`` (for example ``tcp://10.0.0.5:8786``); ``SIGPROP_SCHEDULER_TIMEOUT``
+(seconds, default 10) bounds the wait for it. Start workers with one thread each and
+``NUMBA_NUM_THREADS`` equal to the cores per worker process, e.g.
+``NUMBA_NUM_THREADS=4 dask worker tcp://10.0.0.5:8786 --nworkers 8 --nthreads 1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+SCHEDULER_ENV = "SIGPROP_SCHEDULER"
+TIMEOUT_ENV = "SIGPROP_SCHEDULER_TIMEOUT"
+DEFAULT_TIMEOUT = 10.0
+
+
+def scheduler_address(flag: str | None = None) -> str | None:
+    """The scheduler address: ``flag`` if given, else ``$SIGPROP_SCHEDULER``, else ``None``."""
+    address = flag if flag else os.environ.get(SCHEDULER_ENV, "")
+    return address.strip() or None
+
+
+def _timeout() -> float:
+    text = os.environ.get(TIMEOUT_ENV, "")
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{TIMEOUT_ENV}={text!r} must be a positive number of seconds")
+    return value
+
+
+@contextlib.contextmanager
+def cluster_executor(address: str) -> Iterator[Any]:
+    """An executor on the Dask scheduler at ``address`` (a ``Client`` is opened and closed
+    around the block). Raises ``ValueError`` with one line when the scheduler cannot be reached
+    or ``dask.distributed`` is not installed."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ValueError("a scheduler address needs dask.distributed: "
+                         "pip install 'sigprop[dask]'") from None
+    timeout = _timeout()
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s "
+                         f"({reason})") from None
+    try:
+        yield client.get_executor()
+    finally:
+        client.close()
+
+
+def is_dask_future(future: Any) -> bool:
+    """Whether ``future`` is a ``dask.distributed`` future."""
+    return type(future).__module__.startswith("distributed")
