@@ -70,3 +70,40 @@ def cluster_executor(address: str) -> Iterator[Any]:
 def is_dask_future(future: Any) -> bool:
     """Whether ``future`` is a ``dask.distributed`` future."""
     return type(future).__module__.startswith("distributed")
+
+
+def worker_scaling(points: list[Any], workers: tuple[int, ...] = (1, 2)) -> list[dict[str, Any]]:
+    """Wall time of ``sweep(points)`` on ``n`` worker processes for each ``n`` in ``workers``:
+    one ``LocalCluster`` of ``max(workers)`` processes (one thread, one numba thread each), the
+    run with ``n`` restricted to ``n`` of them, each into an empty cache, after a warm-up point
+    per worker (numba's compiled kernels load from disk). Rows:
+    ``{"workers", "seconds", "speedup", "efficiency"}``; speedup and efficiency count the first
+    row's worker-seconds as the work (a first row of one worker gives ``t_1 / t_n`` and
+    ``t_1 / (n t_n)``)."""
+    import tempfile
+    import time
+
+    from distributed import Client, LocalCluster
+
+    from sim.cache import Cache
+    from sim.sweep import run_point, sweep
+
+    rows: list[dict[str, Any]] = []
+    with LocalCluster(n_workers=max(workers), threads_per_worker=1, processes=True,
+                      dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"},
+                      silence_logs=40) as cluster, \
+            Client(cluster.scheduler_address, set_as_default=False) as client:
+        names = sorted(client.scheduler_info()["workers"])
+        client.gather([client.submit(run_point, points[0], workers=[w], pure=False)
+                       for w in names])
+        for n in workers:
+            executor = client.get_executor(workers=names[:n], allow_other_workers=False)
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                sweep(points, cache=Cache(tmp), executor=executor, progress=False)
+                rows.append({"workers": n, "seconds": time.perf_counter() - start})
+    work = rows[0]["seconds"] * rows[0]["workers"]
+    for row in rows:
+        row["speedup"] = work / row["seconds"]
+        row["efficiency"] = work / (row["seconds"] * row["workers"])
+    return rows
