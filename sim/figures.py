@@ -18,8 +18,10 @@ from sim.claims import ClaimResult, verify
 from sim.figures_contribution import FIGURES as CONTRIBUTION_FIGURES
 from sim.figures_gap_depth import FIGURES as GAP_DEPTH_FIGURES
 from sim.figures_gap_spectra import FIGURES as GAP_SPECTRA_FIGURES
+from sim.figures_hcni import FIGURES as HCNI_FIGURES
 from sim.figures_power_random import FIGURES as POWER_RANDOM_FIGURES
 from sim.figures_power_shared import FIGURES as POWER_SHARED_FIGURES
+from sim.figures_rank import FIGURES as RANK_FIGURES
 from sim.figures_sinks import FIGURES as SINKS_FIGURES
 from sim.stamp import stamp
 
@@ -286,6 +288,8 @@ FIGURES: dict[str, tuple[str, Callable[[ClaimResult], Figure]]] = {
     **POWER_RANDOM_FIGURES,
     **SINKS_FIGURES,
     **CONTRIBUTION_FIGURES,
+    **RANK_FIGURES,
+    **HCNI_FIGURES,
 }
 
 

@@ -2,3 +2,48 @@
 
 import functools  # noqa: F401
 import numpy  # noqa: F401
+
+
+def gauge_dimension(H, d_k):
+    """H*d_k**2"""
+    return H*d_k**2
+
+
+def product_dimension(H, d, d_k):
+    """H*d_k*(2*d - d_k)"""
+    return H*d_k*(2*d - d_k)
+
+
+def kernel_known(n, H, d_k, r):
+    """n*(H*d_k - r)"""
+    return n*(H*d_k - r)
+
+
+def paper_count(n, H, d_k):
+    """d_k*n*(H - 1)"""
+    return d_k*n*(H - 1)
+
+
+def sigma_min_survival(y):
+    """exp(-y**2/2 - y)"""
+    return numpy.exp(-1/2*y**2 - y)
+
+
+def sigma_min_median():
+    """-1 + sqrt(1 + log(4))"""
+    return -1 + numpy.sqrt(1 + numpy.log(4))
+
+
+def kappa_median():
+    """(1 + sqrt(1 + log(4)))/log(2)"""
+    return (1 + numpy.sqrt(1 + numpy.log(4)))/numpy.log(2)
+
+
+def pgop_overhead(H, d):
+    """H/d"""
+    return H/d
+
+
+def pgop_overhead_bias(H, d):
+    """H*(d + 1)/d**2"""
+    return H*(d + 1)/d**2

@@ -2,3 +2,18 @@
 
 import functools  # noqa: F401
 import numpy  # noqa: F401
+
+
+def consensus_log_rate_l2(sigma_v2, d):
+    """-log(sigma_v2 + 1)/2 + sigma_v2/(2*d*(sigma_v2 + 1)**2)"""
+    return -1/2*numpy.log(sigma_v2 + 1) + (1/2)*sigma_v2/(d*(sigma_v2 + 1)**2)
+
+
+def consensus_log_rate_post(sigma_v2, d):
+    """-log(sigma_v2 + 1)/2 + sigma_v2*(sigma_v2 + 2)/(2*d*(sigma_v2 + 1)**2)"""
+    return -1/2*numpy.log(sigma_v2 + 1) + (1/2)*sigma_v2*(sigma_v2 + 2)/(d*(sigma_v2 + 1)**2)
+
+
+def out_of_span_energy(sigma_w2, d, d_ff, p, s, trK):
+    """(sigma_w2*trK/(4*d_ff + 8))*(d - s)*(d_ff - p)"""
+    return (sigma_w2*trK/(4*d_ff + 8))*(d - s)*(d_ff - p)
