@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sim.claim_cache import prefetch
 from sim.claims import ClaimResult, all_claims, verify
+from sim.markdown import markdown_table
 from sim.profiles import current_profile
 from sim.stats import Comparison
 
@@ -69,15 +70,15 @@ def comparison_markdown(comparisons: Sequence[Comparison], label: str | None = N
         return "*(no comparisons)*"
     keys = list(dict.fromkeys(k for c in rows for k in c.params))
     head = keys + ["prediction", "estimate ± se", "bias budget", "z", "detectable", "passed"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = []
     for c in rows:
         cells = [_fmt(c.params[k]) if isinstance(c.params.get(k), float)
                  else str(c.params.get(k, "-")) for k in keys]
         cells += [_fmt(c.prediction), f"{_fmt(c.estimate)} ± {c.se:.2g}", f"{c.bias:.2g}",
                   f"{c.z:+.2f}", f"{100 * c.detectable_relative:.2g}%",
                   "yes" if c.passed else "**no**"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(cells)
+    return markdown_table(head, lines)
 
 
 def verdict_markdown(result: ClaimResult) -> str:
@@ -115,10 +116,8 @@ def comparison_tables(result: ClaimResult) -> str:
 def coverage_markdown(result: ClaimResult) -> str:
     """The PM-3 coverage table (markdown): by ``d`` and ``sigma_v2``, the fraction of draws
     whose top eigenvalue of ``I + F`` is real, and real and separated, with SEs."""
-    lines = ["| d | sigma_v2 | top real | real and separated | median r | samples |",
-             "|---|---|---|---|---|---|"]
-    for r in result.data["coverage"]:
-        lines.append(f"| {r['d']} | {r['sigma_v2']:g} | {r['real_top']:.3f} +- "
-                     f"{r['real_top_se']:.3f} | {r['separated']:.3f} +- {r['separated_se']:.3f} "
-                     f"| {r['median_r']:.4f} | {r['samples']} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ("d", "sigma_v2", "top real", "real and separated", "median r", "samples"),
+        ((r["d"], f"{r['sigma_v2']:g}", f"{r['real_top']:.3f} +- {r['real_top_se']:.3f}",
+          f"{r['separated']:.3f} +- {r['separated_se']:.3f}", f"{r['median_r']:.4f}",
+          r["samples"]) for r in result.data["coverage"]))

@@ -23,6 +23,7 @@ from unittest import mock
 
 import numpy as np
 
+from sim.markdown import markdown_table
 from sim.montecarlo import Result, simulate
 from sim.sweep import Point
 
@@ -123,16 +124,14 @@ def estimate(claim_id: str, profile: str = "full") -> Cost:
 
 def format_costs(costs: Sequence[Cost]) -> str:
     """A Markdown table of ``costs`` with a total row (CPU hours)."""
-    lines = ["| claim | points | samples | simulation (CPU h) | other (CPU h) | note |",
-             "|---|---|---|---|---|---|"]
-    for c in costs:
-        lines.append(f"| {c.claim} | {c.points} | {c.samples} | {c.simulation_s / 3600:.3f} | "
-                     f"{c.other_s / 3600:.3f} | {c.error or ''} |")
-    sim_h = sum(c.simulation_s for c in costs) / 3600
-    other_h = sum(c.other_s for c in costs) / 3600
-    lines.append(f"| **total** | {sum(c.points for c in costs)} | "
-                 f"{sum(c.samples for c in costs)} | **{sim_h:.2f}** | **{other_h:.2f}** | |")
-    return "\n".join(lines)
+    rows: list[tuple[object, ...]] = [
+        (c.claim, c.points, c.samples, f"{c.simulation_s / 3600:.3f}",
+         f"{c.other_s / 3600:.3f}", c.error) for c in costs]
+    rows.append(("**total**", sum(c.points for c in costs), sum(c.samples for c in costs),
+                 f"**{sum(c.simulation_s for c in costs) / 3600:.2f}**",
+                 f"**{sum(c.other_s for c in costs) / 3600:.2f}**", ""))
+    return markdown_table(("claim", "points", "samples", "simulation (CPU h)", "other (CPU h)",
+                           "note"), rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sim.claims import ClaimResult
+from sim.markdown import markdown_table
 from sim.stamp import stamp
 from theory import hcni as theory
 
@@ -59,10 +60,8 @@ FIGURES: dict[str, tuple[str, Callable[[ClaimResult], Figure]]] = {
 
 def rs6_table(result: ClaimResult) -> str:
     """RS-6 as a markdown table: collapse, symmetry, fix, observable broken -> fixed (+- SE)."""
-    lines = ["| collapse | symmetry broken | fix | observable | collapse | fix | calibrated |",
-             "|---|---|---|---|---|---|---|"]
-    for r in result.data["rows"]:
-        lines.append(f"| {r['collapse']} | {r['symmetry']} | {r['fix']} | {r['observable']} | "
-                     f"{r['broken']:.4g} ± {r['broken_se']:.1g} | {r['fixed']:.4g} ± "
-                     f"{r['fixed_se']:.1g} | {'yes' if r['calibrated'] else 'no'} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ("collapse", "symmetry broken", "fix", "observable", "collapse", "fix", "calibrated"),
+        ((r["collapse"], r["symmetry"], r["fix"], r["observable"],
+          f"{r['broken']:.4g} ± {r['broken_se']:.1g}", f"{r['fixed']:.4g} ± {r['fixed_se']:.1g}",
+          "yes" if r["calibrated"] else "no") for r in result.data["rows"]))

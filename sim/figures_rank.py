@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sim.claims import ClaimResult
+from sim.markdown import markdown_table
 from sim.stamp import stamp
 
 #: values below this are drawn at it on log axes (exact zeros, rounding)
@@ -168,41 +169,38 @@ FIGURES = {"rs1_ranks": ("RS-1", rs1_ranks), "rs2_depth": ("RS-2", rs2_depth),
 
 def examples_markdown(result: ClaimResult) -> str:
     """RS-1 constructed examples: exact ranks of X, [X; 1] and LN(X), affine ranks."""
-    lines = ["| tokens | T | d | rank X | 1 in rowspace | rank LN(X) | affine rank X | "
-             "affine rank LN(X) |", "|---|---|---|---|---|---|---|---|"]
-    for r in result.data["examples"]:
-        lines.append(f"| {r['case']} | {r['T']} | {r['d']} | {r['rank']} | "
-                     f"{'yes' if r['one_in_rowspace'] else 'no'} | {r['rank_ln']} | {r['aff']} | "
-                     f"{r['aff_ln']} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ("tokens", "T", "d", "rank X", "1 in rowspace", "rank LN(X)", "affine rank X",
+         "affine rank LN(X)"),
+        ((r["case"], r["T"], r["d"], r["rank"], "yes" if r["one_in_rowspace"] else "no",
+          r["rank_ln"], r["aff"], r["aff_ln"]) for r in result.data["examples"]))
 
 
 def generic_markdown(result: ClaimResult) -> str:
     """RS-1 generic Gaussian ensembles: predicted ranks and mismatching samples."""
-    lines = ["| T | d | rank X | rank LN(X) | affine rank X | affine rank LN(X) | samples | "
-             "mismatches |", "|---|---|---|---|---|---|---|---|"]
-    for g in result.data["generic"]:
-        bad = sum(g[f"mismatch_{k}"] for k in ("rank", "rank_ln", "aff", "aff_ln"))
-        lines.append(f"| {g['T']} | {g['d']} | {g['pred_rank']} | {g['pred_rank_ln']} | "
-                     f"{g['pred_aff']} | {g['pred_aff_ln']} | {g['n']} | {bad} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ("T", "d", "rank X", "rank LN(X)", "affine rank X", "affine rank LN(X)", "samples",
+         "mismatches"),
+        ((g["T"], g["d"], g["pred_rank"], g["pred_rank_ln"], g["pred_aff"], g["pred_aff_ln"],
+          g["n"], sum(g[f"mismatch_{k}"] for k in ("rank", "rank_ln", "aff", "aff_ln")))
+         for g in result.data["generic"]))
 
 
 def certificates_markdown(result: ClaimResult) -> str:
     """RS-2 high-precision passes: digits, depth, exact rank at every layer, the layer where
     float64 numerical rank (each tolerance) reaches 1, smallest sigma_min/sigma_1."""
     tols = result.data["tolerances"]
-    lines = ["| residual | sample | digits | layers | exact rank (min over layers) | "
-             + " | ".join(f"float64 rank 1 at tol {t:g} from layer" for t in tols)
-             + " | smallest sigma_min/sigma_1 | closest approach to the singular set |",
-             "|" + "---|" * (7 + len(tols))]
+    head = (["residual", "sample", "digits", "layers", "exact rank (min over layers)"]
+            + [f"float64 rank 1 at tol {t:g} from layer" for t in tols]
+            + ["smallest sigma_min/sigma_1", "closest approach to the singular set"])
+    rows = []
     for c in result.data["certificates"]:
         firsts = []
         for t in tols:
             ranks = c[f"numerical_rank_{t:g}"]
             firsts.append(str(next((i for i, r in enumerate(ranks) if r <= 1), "never")))
         dist = f"{c['singular_distance']:.2g}" if c["alpha"] else "-"
-        lines.append(f"| {'yes' if c['alpha'] else 'no'} | {c['sample']} | {c['dps']} | "
-                     f"{len(c['exact_rank']) - 1} | {min(c['exact_rank'])} | "
-                     + " | ".join(firsts) + f" | {min(c['min_ratio_mp']):.1e} | {dist} |")
-    return "\n".join(lines)
+        rows.append(["yes" if c["alpha"] else "no", c["sample"], c["dps"],
+                     len(c["exact_rank"]) - 1, min(c["exact_rank"]), *firsts,
+                     f"{min(c['min_ratio_mp']):.1e}", dist])
+    return markdown_table(head, rows)

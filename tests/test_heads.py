@@ -194,22 +194,6 @@ def test_layer_deletion_formula() -> None:
                                    rtol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["heads", "queries", "ablation"])
-def test_new_kinds_do_not_depend_on_threads(kind: str) -> None:
-    import numba
-
-    config = Config(T=6, d=8, depth=2, qk="sink", qk_scale=0.3, sink=True, sink_value=0.5)
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = simulate(config, 5, seed=2, kind=kind, progress=False).values
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = simulate(config, 5, seed=2, kind=kind, progress=False).values
-    finally:
-        numba.set_num_threads(before)
-    assert np.array_equal(one, many, equal_nan=True)
-
-
 def test_ablation_rejects_what_it_cannot_measure() -> None:
     for bad in [dict(attention="markov"), dict(heads=2), dict(gap="remove")]:
         with pytest.raises(ValueError, match="ablation"):

@@ -490,9 +490,13 @@ def test_gradient_kind_rejects_what_it_cannot_measure() -> None:
 @pytest.mark.parametrize("kind,config", [
     ("spectra", Config(T=24, d=24, depth=1, attention="markov", markov_s=1.0)),
     ("alignment", Config(T=6, d=12, depth=4, mlp=False, norm="l2", steer_mu=0.5)),
+    ("heads", Config(T=6, d=8, depth=2, qk="sink", qk_scale=0.3, sink=True, sink_value=0.5)),
+    ("queries", Config(T=6, d=8, depth=2, qk="sink", qk_scale=0.3, sink=True, sink_value=0.5)),
+    ("ablation", Config(T=6, d=8, depth=2, qk="sink", qk_scale=0.3, sink=True, sink_value=0.5)),
 ])
-def test_threaded_kinds_do_not_depend_on_threads(kind: str, config: Config) -> None:
-    """The Python-level kinds run samples on threads: bit-identical for 1 and all threads."""
+def test_kinds_do_not_depend_on_threads(kind: str, config: Config) -> None:
+    """Bit-identical for 1 and all threads (Python-level kinds run samples on threads, the
+    numba ones in ``prange``)."""
     import numba
 
     before = numba.get_num_threads()

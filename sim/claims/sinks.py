@@ -28,6 +28,7 @@ from sim.claims import (
     rejected_summary,
 )
 from sim.config import Config
+from sim.markdown import markdown_table
 from sim.montecarlo import estimate
 from sim.profiles import check_profile
 from sim.stats import Comparison, compare
@@ -578,13 +579,11 @@ SD5 = register(Claim(
 def sd3_map_markdown(result: ClaimResult) -> str:
     """SD-3's cost map as a Markdown table: per ``(T, a, b)`` the optimal sink cost, the optimal
     diagonal cost per norm and their ratios (``> 1``: the sink is cheaper), costs times ``d``."""
-    lines = ["| T | a | b | sink (both norms) | diagonal, nuclear | ratio | diagonal, Frobenius "
-             "| ratio |", "|---|---|---|---|---|---|---|---|"]
-    for r in sorted(result.data["map"], key=lambda r: (r["T"], r["sink_cos"], r["sink_align"])):
-        d = r["d"]
-        lines.append(f"| {r['T']} | {r['sink_align']:g} | {r['sink_cos']:g} | "
-                     f"{d * r['optimal_sink']:.4g} | {d * r['optimal_diagonal_nuclear']:.4g} | "
-                     f"{r['ratio_optimal_nuclear']:.3f} | "
-                     f"{d * r['optimal_diagonal_frobenius']:.4g} | "
-                     f"{r['ratio_optimal_frobenius']:.3f} |")
-    return "\n".join(lines)
+    rows = sorted(result.data["map"], key=lambda r: (r["T"], r["sink_cos"], r["sink_align"]))
+    return markdown_table(
+        ("T", "a", "b", "sink (both norms)", "diagonal, nuclear", "ratio", "diagonal, Frobenius",
+         "ratio"),
+        ((r["T"], f"{r['sink_align']:g}", f"{r['sink_cos']:g}", f"{r['d'] * r['optimal_sink']:.4g}",
+          f"{r['d'] * r['optimal_diagonal_nuclear']:.4g}", f"{r['ratio_optimal_nuclear']:.3f}",
+          f"{r['d'] * r['optimal_diagonal_frobenius']:.4g}",
+          f"{r['ratio_optimal_frobenius']:.3f}") for r in rows))
