@@ -267,8 +267,8 @@ def run_cw2(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     mutations = mutation_twins(comparisons, n_tests)
     agreement = decide(comparisons, mutations)
     worst = max(comparisons, key=lambda c: abs(c.z))
-    below = [r["s"] for r in suppression if r["below_passive"]]
-    negative = [r["s"] for r in suppression if r["cw_negative"]]
+    below = [float(r["s"]) for r in suppression if r["below_passive"]]
+    negative = [float(r["s"]) for r in suppression if r["cw_negative"]]
     cv = convexity
     deciding = (f"population curve: max |z| = {abs(worst.z):.1f} over {len(comparisons)} "
                 f"comparisons; norm curvature c2 = " + ", ".join(
