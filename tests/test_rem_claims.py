@@ -2,27 +2,18 @@
 engine's key-query attention and is resolved, its 10% twins are rejected, the asymptotic laws
 are rejected where they are off, and each verdict follows from its comparisons."""
 
-import os
-
 import pytest
+from conftest import run_quick_claims
 
 from sim import stats
-from sim.claims import ClaimResult, get_claim
+from sim.claims import ClaimResult
 
 REM_IDS = ("REM-F", "REM-1", "REM-2", "REM-3", "REM-4", "REM-5", "REM-6")
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[str, ClaimResult]:
-    old = os.environ.get("SIGPROP_CACHE_DIR")
-    os.environ["SIGPROP_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    try:
-        return {i: get_claim(i).run("quick") for i in REM_IDS}
-    finally:
-        if old is None:
-            del os.environ["SIGPROP_CACHE_DIR"]
-        else:
-            os.environ["SIGPROP_CACHE_DIR"] = old
+    return run_quick_claims(tmp_path_factory, REM_IDS)
 
 
 def _labelled(result: ClaimResult, label: str) -> list[stats.Comparison]:
