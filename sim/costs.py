@@ -6,6 +6,13 @@ and the probe's per-sample values are repeated up to the point's sample count so
 statistics and theory run to the end. The claim's other work (theory, quadratures, fits) is timed
 as it runs. Verdicts from such a run mean nothing and are discarded.
 
+The probes also project what the profile can *detect*. Each probe has at least ``min_samples``
+samples (default 8), so the repeated values carry the probe's own per-sample spread, and the
+claim's comparisons on them have standard errors of the full sample count: their detectable
+discrepancies (``sim.stats``) are projections of the profile's, noisy by the probe's small
+sample but of the right size (``Cost.detectable``; the largest relative one per claim, and how
+many exceed ``TARGET`` = 1%). Comparisons that the claim computes outside its sweeps run for real.
+
 Times are the process's CPU time (``time.process_time``), so a busy machine does not inflate
 them; run it with one numba thread so that they are seconds on one core:
 ``NUMBA_NUM_THREADS=1 python -m sim.costs --profile full [CLAIM ...]``.
@@ -27,6 +34,11 @@ from sim.markdown import markdown_table
 from sim.montecarlo import Result, simulate
 from sim.sweep import Point
 
+#: the discrepancy every ``full``-profile comparison must be able to detect (issue 8)
+TARGET = 0.01
+#: fewest samples a probe keeps, so that its values carry a per-sample spread
+MIN_SAMPLES = 8
+
 
 @dataclass
 class Cost:
@@ -40,6 +52,18 @@ class Cost:
     other_s: float = 0.0  # measured: the claim's own work outside its simulations
     error: str = ""  # set when the claim could not run to the end on probe values
     kinds: dict[str, float] = field(default_factory=dict)
+    #: projected relative detectable discrepancy of each comparison, with its label
+    detectable: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def largest_detectable(self) -> float:
+        """The largest projected relative detectable discrepancy (NaN without comparisons)."""
+        return max((v for _, v in self.detectable), default=float("nan"))
+
+    @property
+    def above_target(self) -> int:
+        """How many comparisons cannot detect a ``TARGET`` relative discrepancy."""
+        return sum(v > TARGET for _, v in self.detectable)
 
     @property
     def total_s(self) -> float:
@@ -52,25 +76,30 @@ def _timed(point: Point, n: int) -> tuple[Result, float]:
     return result, time.process_time() - start
 
 
-def point_seconds(point: Point, target: float = 0.2) -> tuple[Result, float]:
+def point_seconds(point: Point, target: float = 0.2, min_samples: int = 1
+                  ) -> tuple[Result, float]:
     """A small run of ``point`` and the estimated seconds of the whole point: one sample is
     timed; if it is shorter than ``target``, runs of ``k = 4, 16, 64, ...`` samples follow until
     the ``k - 1`` extra samples take ``target`` seconds (or ``k`` reaches the point's samples),
-    and the cost is the fixed part plus ``samples`` times the marginal cost per sample."""
+    and the cost is the fixed part plus ``samples`` times the marginal cost per sample. The
+    returned run has at least ``min(min_samples, samples)`` samples."""
     small, t1 = _timed(point, 1)
+    floor = min(min_samples, point.samples)
     if t1 >= target or point.samples == 1:
+        if floor > 1:
+            small = _timed(point, floor)[0]
         return small, t1 * point.samples
     k = 1
     while True:
         k = min(point.samples, 4 * k)
         small, tk = _timed(point, k)
-        if tk - t1 >= target or k == point.samples:
+        if (tk - t1 >= target and k >= floor) or k == point.samples:
             break
     per_sample = max(tk - t1, 0.0) / (k - 1)
     return small, max(t1 - per_sample, 0.0) + per_sample * point.samples
 
 
-def _probe_sweep(cost: Cost) -> Any:
+def _probe_sweep(cost: Cost, min_samples: int = MIN_SAMPLES) -> Any:
     """A stand-in for ``sim.sweep.sweep`` that probes each point (``point_seconds``)."""
     warm: set[tuple[str, str]] = set()
 
@@ -81,7 +110,7 @@ def _probe_sweep(cost: Cost) -> Any:
             if (point.kind, point.config.dtype) not in warm:  # load the compiled kernels
                 simulate(point.config, 1, point.seed, point.kind, progress=False)
                 warm.add((point.kind, point.config.dtype))
-            small, seconds = point_seconds(point)
+            small, seconds = point_seconds(point, min_samples=min_samples)
             cost.points += 1
             cost.samples += point.samples
             cost.simulation_s += seconds
@@ -98,15 +127,16 @@ def _probe_sweep(cost: Cost) -> Any:
     return fake_sweep
 
 
-def estimate(claim_id: str, profile: str = "full") -> Cost:
-    """The estimated CPU cost of ``claim_id`` under ``profile`` (module docstring)."""
+def estimate(claim_id: str, profile: str = "full", min_samples: int = MIN_SAMPLES) -> Cost:
+    """The estimated CPU cost of ``claim_id`` under ``profile``, and the projected detectable
+    discrepancies of its comparisons (module docstring)."""
     import importlib
 
     from sim.claims import all_claims, get_claim
 
     claim = get_claim(claim_id)
     cost = Cost(claim.id, profile)
-    fake = _probe_sweep(cost)
+    fake = _probe_sweep(cost, min_samples)
     modules = {getattr(c.run, "__module__", "") for c in all_claims().values()}
     patches = [mock.patch.object(importlib.import_module(m), "sweep", fake)
                for m in sorted(modules) if m.startswith("sim.claims.")
@@ -115,7 +145,8 @@ def estimate(claim_id: str, profile: str = "full") -> Cost:
     try:
         for p in patches:
             p.start()
-        claim.run(profile, executor="serial")
+        result = claim.run(profile, executor="serial")
+        cost.detectable = [(c.label, c.detectable_relative) for c in result.comparisons]
     except Exception as exc:  # probe values can break a claim's statistics; keep what ran
         cost.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:
@@ -129,12 +160,19 @@ def format_costs(costs: Sequence[Cost]) -> str:
     """A Markdown table of ``costs`` with a total row (CPU hours)."""
     rows: list[tuple[object, ...]] = [
         (c.claim, c.points, c.samples, f"{c.simulation_s / 3600:.3f}",
-         f"{c.other_s / 3600:.3f}", c.error) for c in costs]
+         f"{c.other_s / 3600:.3f}", _percent(c.largest_detectable),
+         f"{c.above_target} of {len(c.detectable)}", c.error) for c in costs]
     rows.append(("**total**", sum(c.points for c in costs), sum(c.samples for c in costs),
                  f"**{sum(c.simulation_s for c in costs) / 3600:.2f}**",
-                 f"**{sum(c.other_s for c in costs) / 3600:.2f}**", ""))
+                 f"**{sum(c.other_s for c in costs) / 3600:.2f}**", "",
+                 f"{sum(c.above_target for c in costs)} of "
+                 f"{sum(len(c.detectable) for c in costs)}", ""))
     return markdown_table(("claim", "points", "samples", "simulation (CPU h)", "other (CPU h)",
-                           "note"), rows)
+                           "largest detectable", f"comparisons > {TARGET:.0%}", "note"), rows)
+
+
+def _percent(x: float) -> str:
+    return "-" if x != x else "inf" if x == float("inf") else f"{100 * x:.2g}%"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,12 +182,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("claims", nargs="*", help="claim ids (default: all)")
     parser.add_argument("--profile", default="full")
+    parser.add_argument("--min-samples", type=int, default=MIN_SAMPLES,
+                        help="fewest samples per probe (their spread projects the detectable "
+                             "discrepancy)")
+    parser.add_argument("--worst", type=int, default=0, metavar="N",
+                        help="also list each claim's N least sensitive comparisons")
     args = parser.parse_args(argv)
+    if args.min_samples < 2:
+        parser.error("--min-samples must be >= 2 (one sample has no spread)")
     costs = []
     for claim_id in args.claims or list(all_claims()):
-        cost = estimate(claim_id, args.profile)
+        cost = estimate(claim_id, args.profile, args.min_samples)
         print(f"{cost.claim}: {cost.points} points, simulation {cost.simulation_s:.1f} s, "
-              f"other {cost.other_s:.1f} s {cost.error}", file=sys.stderr, flush=True)
+              f"other {cost.other_s:.1f} s, largest detectable "
+              f"{_percent(cost.largest_detectable)} {cost.error}", file=sys.stderr, flush=True)
+        for label, rel in sorted(cost.detectable, key=lambda x: -x[1])[:args.worst]:
+            print(f"    {_percent(rel)}  {label}", file=sys.stderr, flush=True)
         costs.append(cost)
     print(format_costs(costs))
     return 0

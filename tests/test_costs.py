@@ -25,3 +25,23 @@ def test_point_seconds_grows_with_samples() -> None:
     result, seconds_small = point_seconds(small)
     assert result.samples <= 10 and seconds_small > 0
     assert point_seconds(big)[1] > 10 * seconds_small
+
+
+def test_probe_keeps_min_samples_even_for_slow_points() -> None:
+    point = Point(Config(T=16, d=16, depth=2), 1000, seed=1)
+    result, _ = point_seconds(point, target=0.0, min_samples=8)
+    assert result.samples == 8
+
+
+def test_probe_projects_the_full_standard_error() -> None:
+    """The tiled probe's SE of an observable is the full run's SE up to the probe's noise; a
+    projection off by 10x (one sample's zero spread, or no tiling) would fail."""
+    from sim.costs import Cost, _probe_sweep
+    from sim.montecarlo import simulate
+
+    point = Point(Config(T=8, d=8, depth=1), 20000, seed=3)
+    probe = _probe_sweep(Cost("x", "quick"), min_samples=64)([point])[0]
+    full = simulate(point.config, point.samples, point.seed, progress=False)
+    projected, actual = probe.estimate("cosine", 1).se, full.estimate("cosine", 1).se
+    assert probe.samples == point.samples
+    assert 0.6 < projected / actual < 1.6

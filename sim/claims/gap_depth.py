@@ -550,7 +550,7 @@ def run_gap8(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     depth_points = [Point(stack_config(T, g["depth"], "none", "differential", lam),
                           _samples(g, T, "depth_samples"), SEED, "order")
                     for T in g["depth_T"] for lam in g["lambda"]]
-    n_tests = len(spec_points) + len(depth_points) * len(g["layers"]) * 2
+    n_tests = 2 * len(spec_points) + len(depth_points) * len(g["layers"]) * 2
     res = sweep(spec_points + depth_points, executor=executor)
     s_res, d_res = res[:len(spec_points)], res[len(spec_points):]
     frob, spec_rows = [], []
@@ -572,6 +572,7 @@ def run_gap8(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             "second_eigenvalue": float(np.mean(np.abs(eig[:, 1]))),
             "eig_real": eig.real[:4].ravel().tolist(), "eig_imag": eig.imag[:4].ravel().tolist(),
             "samples": r.samples, "seed": r.seed})
+    edge_cmp, edge_rows = bulk_edge_comparisons(spec_points, s_res, n_tests)
     depth_cmp, rows = [], []
     for p, r in zip(depth_points, d_res, strict=True):
         lam = p.config.diff_lambda
@@ -583,6 +584,9 @@ def run_gap8(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     comparisons = frob + depth_cmp
     mutations = mutation_twins(comparisons, n_tests)
     exact_verdict = decide(comparisons, mutations)
+    edge_twins = mutation_twins(edge_cmp, n_tests)
+    edge_verdict = decide(edge_cmp, edge_twins) if edge_cmp else "open"
+    comparisons, mutations = comparisons + edge_cmp, mutations + edge_twins
     if row_err > 1e-12:
         exact_verdict = "refuted"
     worst = largest_z(comparisons)
@@ -592,8 +596,9 @@ def run_gap8(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                for lam in g["lambda"]}
     threshold = _collapse_threshold(b, Tmax)
     deciding = (f"D 1 = (1-lambda) 1 to {row_err:.1e}; max |z| = {abs(worst.z):.1f} (critical "
-                f"{worst.z_crit:.1f}) over {len(comparisons)} exact comparisons; no collapse "
-                f"only for lambda > {threshold:.3f} at T={Tmax}")
+                f"{worst.z_crit:.1f}) over {len(comparisons) - len(edge_cmp)} exact comparisons; "
+                f"bulk edge x sqrt(1+lambda^2): {edge_verdict} ({_edge_summary(edge_cmp)}); "
+                f"no collapse only for lambda > {threshold:.3f} at T={Tmax}")
     if exact_verdict != "confirmed":
         verdict = exact_verdict
         notes = "The exact theory is " + exact_verdict + ": " + rejected_summary(comparisons)
@@ -601,8 +606,9 @@ def run_gap8(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         verdict = "qualified"
         notes = (
             "D = A_1 - lambda A_2 has the outlier 1 - lambda exactly (D 1 = (1-lambda) 1) but a "
-            "bulk inflated by 1 + lambda^2: E||D_perp||_F^2 = (1+lambda^2) b, singular edge "
-            "x sqrt(1+lambda^2). In depth the bulk/mean ratio changes per layer by "
+            "bulk inflated by 1 + lambda^2: E||D_perp||_F^2 = (1+lambda^2) b (exact), singular "
+            "edge x sqrt(1+lambda^2) (a large-T law: " + edge_verdict + " at these T, "
+            + _edge_summary(edge_cmp) + "). In depth the bulk/mean ratio changes per layer by "
             "(1+lambda^2) b/(T (1-lambda)^2) (at T=" + str(Tmax) + ": " + ", ".join(
                 f"lambda={k:g}: {v:.3g}" for k, v in factors.items())
             + f"), so rank still collapses unless lambda > {threshold:.3f} "
@@ -611,7 +617,63 @@ def run_gap8(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     return ClaimResult("GAP-8", GAP8.statement, verdict, deciding, comparisons, mutations,
                        profile, notes, {"spectra_rows": spec_rows, "rows": rows,
                                         "row_sum_error": row_err, "factors": factors,
+                                        "edge_rows": edge_rows, "edge_verdict": edge_verdict,
                                         "threshold": threshold})
+
+
+#: a bulk singular value is read only where the outlier 1 - lambda is this factor away from
+#: the rank-one BBP threshold e/2 (e the bulk edge): above it the bulk edge is sigma_2, below it
+#: sigma_1; points near the threshold are skipped
+EDGE_MARGIN = 1.5
+
+
+def bulk_edge_comparisons(points: list[Point], results: list[Result], n_tests: int
+                          ) -> tuple[list[Comparison], list[dict[str, Any]]]:
+    """The bulk singular edge of ``D = A_1 - lambda A_2`` against ``sqrt(1 + lambda^2)`` times
+    that of ``A_1`` (the ``lambda = 0`` point at the same ``T``, the same seeds: paired samples).
+
+    ``D_perp = A_1perp - lambda A_2perp`` has i.i.d.-like entries of variance ``(1 + lambda^2)``
+    times ``A_perp``'s, so its quarter-circle edge scales by ``sqrt(1 + lambda^2)``. Per sample the
+    bulk edge is ``sigma_2`` of ``D`` where the outlier is separated (``1 - lambda > EDGE_MARGIN
+    e/2``) and ``sigma_1`` where it is absorbed (``1 - lambda < e/(2 EDGE_MARGIN)``); the
+    comparison is on the paired difference ``edge_D - sqrt(1 + lambda^2) edge_A``, relative to
+    the predicted edge."""
+    base = {p.config.T: r.per_sample("singular")[:, 1] for p, r in zip(points, results,
+                                                                       strict=True)
+            if p.config.diff_lambda == 0.0}
+    comps, rows = [], []
+    for p, r in zip(points, results, strict=True):
+        c = p.config
+        if c.diff_lambda == 0.0 or c.T not in base:
+            continue
+        factor = math.sqrt(1.0 + c.diff_lambda ** 2)
+        predicted = factor * float(base[c.T].mean())
+        outlier = 1.0 - c.diff_lambda
+        if outlier > EDGE_MARGIN * predicted / 2:
+            which = 1
+        elif outlier < predicted / (2 * EDGE_MARGIN):
+            which = 0
+        else:
+            rows.append({"T": c.T, "diff_lambda": c.diff_lambda, "skipped": True})
+            continue
+        edge = r.per_sample("singular")[:, which]
+        diff = estimate(edge - factor * base[c.T])
+        est = Estimate(predicted + diff.mean, diff.se, diff.n)
+        comps.append(_cmp(predicted, est, n_tests, {"T": c.T, "lambda": c.diff_lambda,
+                                                    "sigma": which + 1},
+                          "bulk edge of D vs sqrt(1+lambda^2) x edge of A_1"))
+        rows.append({"T": c.T, "diff_lambda": c.diff_lambda, "skipped": False,
+                     "sigma": which + 1, "edge": est.mean, "se": est.se,
+                     "predicted": predicted, "ratio": est.mean / predicted * factor})
+    return comps, rows
+
+
+def _edge_summary(comps: list[Comparison]) -> str:
+    if not comps:
+        return "no point away from the BBP threshold"
+    return "measured/predicted " + ", ".join(
+        f"T={c.params['T']}, lambda={c.params['lambda']:g}: {c.estimate / c.prediction:.3f}"
+        for c in comps)
 
 
 def _collapse_threshold(b: float, T: int) -> float:

@@ -600,11 +600,14 @@ REM5 = register(Claim(
 
 
 def run_rem6(profile: str = "book", executor: Any = "serial") -> ClaimResult:
-    """REM-6 is not tested: the engine computes no gradients."""
+    """REM-6 is not tested: the engine computes no query-key gradients."""
     check_profile(profile)
     return ClaimResult(
-        "REM-6", REM6.statement, "open", "not tested: the engine computes no gradients", [], [],
-        profile, "Testing it needs gradients of a loss at initialisation; the issue marks it "
+        "REM-6", REM6.statement, "open", "not tested: the engine computes no query-key gradients",
+        [], [], profile,
+        "Testing it needs gradients of a loss with respect to W_Q at initialisation; the engine's "
+        "only gradient kind is the value-weight Jacobian of input-independent attention "
+        "(GAP-6), which does not involve the softmax's derivative. The issue marks REM-6 "
         "optional after REM-1 to REM-5. The brief's transcribed prefactor (sign problem at p = 0) "
         "was not re-derived.")
 
