@@ -97,4 +97,50 @@ def pm3_spectra(result: ClaimResult) -> Figure:
     return fig
 
 
-FIGURES = {"pm2_alignment": ("PM-2", pm2_alignment), "pm3_spectra": ("PM-3", pm3_spectra)}
+def pm3_poisson(result: ClaimResult) -> Figure:
+    """PM-3, the Poisson approximation of the top two levels: (left) P(top of I + F real) and
+    (middle) P(real and r <= SEPARATED) against d, measured (points, binomial SE) and predicted
+    (curves), one colour per sigma_v2; (right) the CDF of r = |mu_2/mu_1| at the largest KS
+    d, empirical (solid) against predicted (dashed)."""
+    data = result.data
+    fig, (left, mid, right) = plt.subplots(1, 3, figsize=(13, 4))
+    cov = data["coverage"]
+    for j, curve in enumerate(data["curves"]):
+        sv = curve["sigma_v2"]
+        rows = [r for r in cov if r["sigma_v2"] == sv]
+        dd = np.array([r["d"] for r in rows], dtype=float) * (1 + 0.04 * (j - 1))
+        for ax, key in ((left, "real_top"), (mid, "separated")):
+            ax.plot(curve["d"], curve[key], "-", color=f"C{j}", lw=1.2,
+                    label=f"Poisson, sigma_v2 = {sv:g}")
+            ax.errorbar(dd, [r[key] for r in rows], yerr=[r[f"{key}_se"] for r in rows],
+                        fmt="o", ms=4, capsize=2, color=f"C{j}")
+    for ax, title in ((left, "top level of I + F real"),
+                      (mid, f"top real and r <= {data['separated']}")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("d")
+        ax.set_ylabel("probability")
+        ax.set_title(title + " (points: engine; lines: Poisson)", fontsize=9)
+    two = data["two_by_two"]
+    left.errorbar([2], [two["real_top"]], yerr=[two["se"]], fmt="ks", ms=4, capsize=2,
+                  label="d = 2, engine (exact 1/sqrt 2 dotted)")
+    left.plot([2], [two["poisson"]], "kx", ms=6, label="d = 2, Poisson")
+    left.axhline(2 ** -0.5, color="0.5", ls=":", lw=1)
+    left.legend(fontsize=7, loc="lower left")
+    ks_d = max(k["d"] for k in data["ks"])
+    for j, k in enumerate(r for r in data["ks"] if r["d"] == ks_d):
+        right.plot(k["empirical_r"], k["empirical_p"], "-", color=f"C{j}",
+                   label=f"sigma_v2 = {k['sigma_v2']:g}: KS {k['ks']:.3f}")
+        right.plot(k["grid"], k["cdf"], "--", color=f"C{j}")
+    right.axvline(data["separated"], color="0.5", ls=":", lw=1)
+    right.set_xlim(0.5, 1.0)
+    right.set_xlabel("rho")
+    right.set_ylabel("P(r <= rho)")
+    right.set_title(f"d = {ks_d}: empirical (solid) vs Poisson (dashed)", fontsize=9)
+    right.legend(fontsize=8)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    stamp(fig, result, max(r["samples"] for r in cov), data["seed"])
+    return fig
+
+
+FIGURES = {"pm2_alignment": ("PM-2", pm2_alignment), "pm3_spectra": ("PM-3", pm3_spectra),
+           "pm3_poisson": ("PM-3", pm3_poisson)}

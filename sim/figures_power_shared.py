@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sim.claims import ClaimResult
-from sim.claims.power_shared import WINDOW
+from sim.claims.power_shared import FLOOR, WINDOW
 from sim.stamp import stamp
 
 #: below this a sine from ``sqrt(1 - a^2)`` is rounding
@@ -181,6 +181,8 @@ def pm5_softmax(result: ClaimResult) -> Figure:
     ax.axhline(rate, color="k", ls="--", lw=1, label=f"uniform-attention token rate {rate:.3g}")
     ax.axvline(-1.0 / (T - 1), color="C3", lw=0.8, ls="--", label="-1/(T-1)")
     for c in result.comparisons:
+        if "observable" in c.params:  # the layer-1 comparisons (pm5_first_layer)
+            continue
         ax.axhline(c.estimate, color=colors.get(f"beta={c.params['beta']:g}", "0.5"), lw=0.8,
                    ls=":")
     ax.set_xlabel("token cosine at the last layer (per sample)")
@@ -192,6 +194,79 @@ def pm5_softmax(result: ClaimResult) -> Figure:
     return fig
 
 
+def pm5_first_layer(result: ClaimResult) -> Figure:
+    """PM-5: layer 1 without normaliser against the REM participation ratio ``E ipr``: the
+    engine's ``q`` and the deviation energy kept ``q - p`` (points, 2 SE; ``beta = 0`` is
+    uniform attention) against their exact expectations (crosses, lines)."""
+    first = sorted(result.data["first_layer"], key=lambda r: r["beta"])
+    P = np.array([r["ipr_theory"] for r in first])
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for key, name, color in (("q", "q (energy per token)", "C0"),
+                             ("deviation", "q - p (deviation energy kept)", "C3"),
+                             ("mean_gain", "q + (T-1) p (mean energy gain)", "C2")):
+        theory = np.array([r[f"{key}_theory"] for r in first])
+        ok = np.isfinite(theory)
+        ax.plot(P[ok], theory[ok], "x--", color=color, ms=8, lw=1, label=f"{name}: theory")
+        ax.errorbar(P, [r[key] for r in first], yerr=[2 * r[f"{key}_se"] for r in first],
+                    fmt="o", ms=4, capsize=2, color=color, label=f"{name}: engine")
+    for r in first:
+        ax.annotate(f"beta={r['beta']:g}", (r["ipr_theory"], r["q"]), fontsize=7,
+                    xytext=(3, -12), textcoords="offset points")
+    ax.set_xlabel("E ipr (REM participation ratio, exact)")
+    ax.set_ylabel("layer-1 expectation (input value: q = 1, q - p = 1)")
+    ax.set_title("first layer, norm none: beta enters only through E ipr (and E overlap)",
+                 fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    stamp(fig, result, *_provenance(first))
+    return fig
+
+
+def _anchored(values: np.ndarray, rate: float, below: float = 1e-2) -> np.ndarray:
+    """``rate^l`` through the first layer where ``values`` drops below ``below``."""
+    layers = np.arange(values.size)
+    hit = np.nonzero(values < below)[0]
+    if not hit.size:
+        return np.full(values.size, np.nan)
+    k = int(hit[0])
+    return values[k] * rate ** (layers - k)
+
+
+def pm5_link(result: ClaimResult) -> Figure:
+    """PM-5 and GAP-5: per layer (medians over the samples that reach consensus), the
+    rank-collapse side ``sqrt(E_b/E_m)`` (bulk over mean energy of the tokens) and the
+    power-method side ``sin angle(xbar, v_1(I + F))``, uniform attention (left) and softmax
+    (right), with the two predicted slopes: ``alpha/|mu_1|`` and ``|mu_2/mu_1|``."""
+    link = result.data["link"]
+    dev_rate, mean_rate = result.data["deviation_rate"], result.data["mean_rate"]
+    fig, axes = plt.subplots(1, len(link), figsize=(5.5 * len(link), 4.3), sharey=True)
+    for ax, (case, d) in zip(np.atleast_1d(axes), link.items(), strict=True):
+        bulk = np.asarray(d["bulk_over_mean"], dtype=float)
+        sin = np.asarray(d["sin_mean"], dtype=float)
+        layers = np.arange(bulk.size)
+        # both come from 1 - (cosine or alignment): below FLOOR they carry rounding
+        ax.plot(layers, np.where(bulk > FLOOR, bulk, np.nan), "o-", ms=3, lw=1, color="C3",
+                label="rank collapse: sqrt(E_bulk/E_mean) (GAP-5)")
+        ax.plot(layers, np.where(sin > FLOOR, sin, np.nan), "s-", ms=3, lw=1, color="C0",
+                label="power method: sin(mean token, v_1)")
+        ax.plot(layers, _anchored(bulk, dev_rate), "--", color="C3", lw=1,
+                label=f"slope alpha/|mu_1| = {dev_rate:.3g}")
+        ax.plot(layers, _anchored(sin, mean_rate), "--", color="C0", lw=1,
+                label=f"slope |mu_2/mu_1| = {mean_rate:.3g}")
+        ax.set_yscale("log")
+        ax.set_ylim(FLOOR / 3, 5)
+        ax.set_xlabel("layer l")
+        ax.set_title(f"{case} ({d['reached']}/{d['samples']} samples reach consensus)",
+                     fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+    np.atleast_1d(axes)[0].set_ylabel("median over samples")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    first = next(iter(link.values()))
+    stamp(fig, result, first["samples"], first["seed"])
+    return fig
+
+
 #: figure name -> (claim id, drawing function), merged into ``sim.figures.FIGURES``
 FIGURES = {"pm1_alignment": ("PM-1", pm1_alignment), "pm4_steering": ("PM-4", pm4_steering),
-           "pm5_softmax": ("PM-5", pm5_softmax)}
+           "pm5_softmax": ("PM-5", pm5_softmax), "pm5_first_layer": ("PM-5", pm5_first_layer),
+           "pm5_link": ("PM-5", pm5_link)}

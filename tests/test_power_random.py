@@ -126,7 +126,7 @@ def results(tmp_path_factory) -> dict[str, ClaimResult]:
 def test_twins_rejected_and_verdict_follows(results, claim):
     r = results[claim]
     assert r.mutations and r.mutations_rejected, [m.label for m in r.mutations if m.passed]
-    exact = [c for c in r.comparisons if "slope" not in c.label]
+    exact = [c for c in r.comparisons if "slope" not in c.label and "Poisson" not in c.label]
     exact_verdict = decide(exact, [])
     if r.verdict in ("confirmed", "qualified"):
         assert exact_verdict == "confirmed"
@@ -146,3 +146,125 @@ def test_pm3_data_and_figures(results):
     for claim_id, fn in FIGURES.values():
         fig = fn(results[claim_id])
         assert fig.axes
+
+
+# ----------------------------------------------------------------------------- PM-3 densities
+
+@pytest.mark.parametrize("dim", [2, 3, 5, 16, 64, 256])
+def test_density_identities(dim):
+    """int rho_r = E #real (EKS) and int rho_r + 2 int rho_c = d, both by the theory's polar
+    quadrature around the centre (any sigma_v2) and, at small d, by scipy quad in (x, y)."""
+    from scipy import integrate
+
+    e_real = pr.expected_real_eigenvalues(dim)
+    for sv in (0.5, 1.0, 2.0):
+        lv = pr.level_intensity(dim, sv)
+        n_r, n_c = float(lv.beyond(0.0, "real")), float(lv.beyond(0.0, "pairs"))
+        assert n_r == pytest.approx(e_real, abs=1e-8)
+        assert n_r + 2 * n_c == pytest.approx(dim, abs=1e-8)
+    if dim <= 5:
+        real = integrate.quad(lambda t: pr.real_density(t, dim), -np.inf, np.inf,
+                              epsabs=1e-12)[0]
+        lim = math.sqrt(dim) + 9
+        pairs = integrate.dblquad(lambda yy, xx: pr.complex_density(xx, yy, dim), -lim, lim,
+                                  0, lim, epsabs=1e-11)[0]
+        assert real == pytest.approx(e_real, abs=1e-8)
+        assert real + 2 * pairs == pytest.approx(dim, abs=1e-8)
+
+
+@pytest.mark.parametrize("dim", [3, 6])
+def test_densities_match_sympy(dim):
+    """The stable evaluators (incomplete gammas, erfcx) equal the sympy closed forms (EKS;
+    Edelman's truncated exponential series) at a few points."""
+    real_expr = pr.derive_real_density().subs(pr.d, dim)
+    complex_expr = pr.derive_complex_density().subs(pr.d, dim).doit()
+    for xv, yv in ((0.3, 0.2), (-1.7, 1.1), (2.5, 0.05)):
+        assert pr.real_density(xv, dim) == pytest.approx(
+            float(real_expr.subs(pr.x, xv).evalf(30)), rel=1e-12)
+        assert pr.complex_density(xv, yv, dim) == pytest.approx(
+            float(complex_expr.subs({pr.x: xv, pr.y: yv}).evalf(30)), rel=1e-12)
+
+
+def test_level_counts_monte_carlo_with_twin():
+    """Mean numbers of real eigenvalues and of conjugate pairs of I + F with |mu| > t (NumPy
+    Ginibre draws, d = 8, sigma_v2 = 1.5) agree with the exact densities; the 10% twin is
+    rejected."""
+    dim, sv, n_draws = 8, 1.5, 20000
+    rng = np.random.default_rng(8)
+    mu = 1 + np.linalg.eigvals(rng.standard_normal((n_draws, dim, dim)) * math.sqrt(sv / dim))
+    z_crit = 5.0
+    for t in (0.8, 1.5, 2.2):
+        beyond = np.abs(mu) > t
+        for pred, hits in zip(pr.level_counts(dim, sv, t),
+                              (beyond & (mu.imag == 0), beyond & (mu.imag > 0)), strict=True):
+            counts = hits.sum(axis=1)
+            se = counts.std(ddof=1) / math.sqrt(n_draws)
+            assert abs(counts.mean() - pred) < z_crit * se, (t, counts.mean(), pred)
+            if pred > 0.5:
+                assert abs(counts.mean() - 1.1 * pred) > z_crit * se, (t, pred)
+
+
+def _poisson_two_by_two_independent() -> float:
+    """P(top real), d = 2, Poisson approximation, evaluated independently with scipy quad in
+    Cartesian coordinates of lambda around the centre c = -sqrt 2 (sigma_v2 = 1):
+    levels beyond s: N(s) = int_{|x-c|>s} rho_r + int int_{|z-c|>s, y>0} rho_c."""
+    from scipy import integrate
+
+    dim, c = 2, -math.sqrt(2.0)
+    lim = 12.0
+
+    def n_real(s):
+        return (integrate.quad(lambda t: pr.real_density(t, dim), c + s, lim)[0]
+                + integrate.quad(lambda t: pr.real_density(t, dim), -lim, c - s)[0])
+
+    def n_pairs(s):
+        inside = integrate.dblquad(lambda rr, ph: rr * pr.complex_density(
+            c + rr * math.cos(ph), rr * math.sin(ph), dim), 0, math.pi, 0, s, epsabs=1e-8)[0]
+        total = (dim - pr.expected_real_eigenvalues(dim)) / 2
+        return total - inside
+
+    def integrand(s):
+        g_r = pr.real_density(c + s, dim) + pr.real_density(c - s, dim)
+        return g_r * math.exp(-n_real(s) - n_pairs(s))
+
+    return integrate.quad(integrand, 0, 10, limit=100, epsabs=1e-7)[0]
+
+
+def test_poisson_two_by_two_against_independent_quadrature():
+    """The panel quadrature against scipy quad; the Poisson number differs from the exact
+    1/sqrt 2 (independent levels are only an approximation)."""
+    value = pr.poisson_top_real(2, 1.0)
+    assert value == pytest.approx(_poisson_two_by_two_independent(), abs=1e-5)
+    assert abs(value - pr.two_by_two_real_probability()) > 0.01
+
+
+def test_poisson_probabilities_consistent():
+    """P(real, r <= 1) = P(top real); the gap CDF increases to 1 - P(no level) = 1 -
+    exp(-N(0)); the grid evaluator
+    matches the scalar one; predictions are registered."""
+    from theory.predictions import get
+
+    dim, sv = 16, 2.0
+    assert pr.poisson_real_separated(dim, sv, 1.0) == pytest.approx(
+        pr.poisson_top_real(dim, sv), abs=1e-10)
+    grid = np.linspace(0, 1, 21)
+    cdf = pr.poisson_gap_cdf_grid(dim, sv, grid)
+    no_level = math.exp(-float(pr.level_intensity(dim, sv).beyond(0.0)))  # Poisson: no level
+    assert np.all(np.diff(cdf) >= -1e-12) and cdf[-1] == pytest.approx(1 - no_level, abs=1e-10)
+    assert cdf[14] == pytest.approx(pr.poisson_gap_cdf(dim, sv, grid[14]), abs=1e-12)
+    assert get("pm3_real_top")(d=dim, sigma_v2=sv) == pr.poisson_top_real(dim, sv)
+    assert get("pm3_gap_cdf")(d=dim, sigma_v2=sv, rho=0.9) == pr.poisson_gap_cdf(dim, sv, 0.9)
+    assert get("pm3_real_separated")(d=dim, sigma_v2=sv, rho=0.9) == pytest.approx(
+        pr.poisson_real_separated(dim, sv, 0.9))
+
+
+def test_ks_helpers():
+    """ks_distance against scipy.stats.kstest (uniform), and the DKW critical value."""
+    from scipy import stats
+
+    sample = np.random.default_rng(4).uniform(size=500) ** 1.2
+    grid = np.linspace(0, 1, 2001)
+    assert claims.ks_distance(sample, grid, grid) == pytest.approx(
+        stats.kstest(sample, "uniform").statistic, abs=1e-3)
+    assert claims.dkw_critical(1000, 1) == pytest.approx(
+        math.sqrt(math.log(2 / 1e-6) / 2000))

@@ -86,3 +86,61 @@ def test_claims_quick(claim, tmp_path, monkeypatch):
                       []) in ("confirmed", "open")
     if r.verdict == "refuted":
         assert not all(c.passed for c in r.comparisons)
+
+
+def _first_layer_mc(F, T, beta, n, seed):
+    """NumPy layer 1 (independent of the engine): Haar frame, Gaussian W_Q, W_K (variance
+    beta sqrt(ln T)/d, scores / sqrt(d_k), d_k = d), y_i = x_i + F sum_j A_ij x_j, no
+    normaliser. Per sample: q, p, mean row ipr, mean two-row overlap."""
+    d = F.shape[0]
+    rng = np.random.default_rng(seed)
+    u, r = np.linalg.qr(rng.standard_normal((n, d, T)))
+    u = u * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]  # Haar: diag R > 0
+    x = np.sqrt(d) * np.swapaxes(u, 1, 2)
+    sd = np.sqrt(beta * np.sqrt(np.log(T)) / d)
+    g = x @ (sd * rng.standard_normal((n, d, d)))
+    k = x @ (sd * rng.standard_normal((n, d, d)))
+    s = g @ np.swapaxes(k, 1, 2) / np.sqrt(d)
+    a = np.exp(s - s.max(axis=2, keepdims=True))
+    a /= a.sum(axis=2, keepdims=True)
+    y = x + a @ x @ F.T
+    total = (y * y).sum(axis=(1, 2))
+    col = y.sum(axis=1)
+    gram = a @ np.swapaxes(a, 1, 2)
+    diag = np.trace(gram, axis1=1, axis2=2)
+    return {"q": total / (T * d), "p": ((col * col).sum(axis=1) - total) / (T * (T - 1) * d),
+            "ipr": diag / T, "overlap": (gram.sum(axis=(1, 2)) - diag) / (T * (T - 1))}
+
+
+def test_first_layer_expectations_against_numpy():
+    """PM-5: E q from the exact E ipr, E(q - p) from E ipr and E overlap, against a NumPy Monte
+    Carlo of the layer; the x1.1 twins are rejected."""
+    lam = np.r_[-1.5, 1.0, np.linspace(-1.2, -0.8, 6)]
+    F = ps.value_matrix_with_spectrum(lam, 3)
+    T, beta, n = 6, 1.5, 20000
+    mc = _first_layer_mc(F, T, beta, n, 0)
+    m = ps.attention_moments(T, F.shape[0], beta, overlap=False)
+    assert abs(mc["ipr"].mean() - m["ipr"]) < 4 * mc["ipr"].std() / np.sqrt(n)
+    pred = ps.first_layer(F, T, m["ipr"], float(mc["overlap"].mean()))
+    for name, values in (("q", mc["q"]), ("deviation", mc["q"] - mc["p"]),
+                         ("mean_gain", mc["q"] + (T - 1) * mc["p"])):
+        se = values.std() / np.sqrt(n)
+        assert abs(values.mean() - pred[name]) < 4.5 * se, (name, values.mean(), pred[name], se)
+        assert abs(values.mean() - 1.1 * pred[name]) > 10 * se, name
+    # the beta-blind twin (uniform attention's moments) is rejected too
+    blind = ps.first_layer(F, T, 1 / T, 1 / T)
+    assert abs(mc["q"].mean() - blind["q"]) > 10 * mc["q"].std() / np.sqrt(n)
+
+
+def test_first_layer_limits():
+    """Uniform attention (E ipr = E overlap = 1/T) keeps alpha^2 of the deviations; the q
+    formula's beta dependence is E ipr tr(F^T F)/d."""
+    F = ps.value_matrix_with_spectrum(np.r_[2.0, -1.0, 0.5, 0.0], 1)
+    T, d = 3, 4
+    u = ps.first_layer(F, T, 1 / T, 1 / T, alpha_attn=0.7)
+    assert np.isclose(u["deviation"], 0.49)
+    m = 0.7 * np.eye(d) + F
+    assert np.isclose(u["mean_gain"], np.trace(m.T @ m) / d)
+    hi, lo = ps.first_layer(F, T, 0.9, 0.2), ps.first_layer(F, T, 0.4, 0.2)
+    assert np.isclose(hi["q"] - lo["q"], 0.5 * np.sum(F * F) / d)
+    assert np.isnan(ps.first_layer(F, T, 0.5)["deviation"])

@@ -50,6 +50,28 @@ PM-3 (random spectra of ``M = I + F``, ``F`` real Ginibre).
   ``1 - r ~ C sigma/(1 + sigma) / sqrt(d ln d)``: near-degeneracy at large ``d``, and the
   log-derivative of ``(1 - r) sqrt(ln d)`` in ``ln d`` is ``-1/2`` (``GAP_EXPONENT``). The
   constant ``C`` is not derived here.
+- Exact one-point densities of the real Ginibre ``G`` (``d x d``, entries ``N(0, 1)``, so
+  ``lambda = sqrt(d)`` times the unit-radius eigenvalue). Real eigenvalues (Edelman, Kostlan and
+  Shub 1994; Edelman 1997): ``rho_r(x) = Q(d-1, x^2)/sqrt(2 pi) + |x|^(d-1) e^(-x^2/2)
+  P((d-1)/2, x^2/2) / (2^(d/2) Gamma(d/2))`` (``P``, ``Q`` the regularised lower and upper
+  incomplete gamma functions), integrating to ``E #real``. Complex eigenvalues in the upper half
+  plane (Edelman 1997, Thm 6.2): ``rho_c(x, y) = sqrt(2/pi) y e^(y^2 - x^2) erfc(sqrt(2) y)
+  e_(d-2)(x^2 + y^2)``, ``e_n`` the truncated exponential series; numerically
+  ``e_(d-2)(z) e^(-z) = Q(d-1, z)`` and ``e^(2 y^2) erfc(sqrt 2 y) = erfcx(sqrt 2 y)``, so both
+  densities are evaluated without overflow at any ``d``. ``int rho_r + 2 int rho_c = d``.
+- *Top two levels, Poisson approximation.* A *level* is a real eigenvalue or a conjugate pair
+  (counted once). ``|mu| = |1 + sigma lambda/sqrt(d)| = (sigma/sqrt(d)) |lambda - c|`` with
+  centre ``c = -sqrt(d)/sigma``, so in the distance ``s = |lambda - c|`` the levels have
+  intensity ``g(s) = g_r(s) + g_c(s)``, ``g_r(s) = rho_r(c + s) + rho_r(c - s)``, ``g_c(s) = s
+  int_0^pi rho_c(c + s cos phi, s sin phi) dphi``, and ``N(s) = int_s^inf g`` levels lie beyond
+  ``s``. Treating the levels as a Poisson process with this exact intensity (independent levels:
+  eigenvalue repulsion is ignored, a stated bias the simulation measures): ``P(top real) =
+  int g_r(s) e^(-N(s)) ds``, ``P(top real, r <= rho) = int g_r(s) e^(-N(rho s)) ds``, and ``P(r
+  <= rho) = int g(s) e^(-N(rho s)) ds`` (``r`` as in ``gap_ratio``: the top level's conjugate
+  partner is not a level). Quadrature: Gauss-Legendre panels in ``s`` (a panel edge at ``|c|``,
+  where ``g_r`` has the ``|x|^(d-1)`` kink) and in ``phi``, truncated at ``|lambda| <= sqrt(d) +
+  LEVEL_CUTOFF`` (the densities are below ``e^(-100)`` beyond); ``N`` by integrating each
+  panel's Legendre interpolant of ``g``.
 """
 
 from __future__ import annotations
@@ -70,6 +92,11 @@ v = sp.symbols("sigma_v2", positive=True)
 GAP_EXPONENT = sp.Rational(-1, 2)
 #: a top eigenvalue counts as real when ``|Im mu| <= REAL_TOL |mu|``
 REAL_TOL = 1e-10
+x, y = sp.symbols("x y", real=True)
+#: the densities are integrated over ``|lambda| <= sqrt(d) + LEVEL_CUTOFF`` (module docstring)
+LEVEL_CUTOFF = 10.0
+#: Gauss-Legendre nodes per panel, and the largest panel (in units of ``lambda``)
+_NODES, _PANEL = 16, 1.0
 
 
 def derive_random_alignment() -> sp.Expr:
@@ -101,6 +128,22 @@ def derive_tilt_large_d_symmetric() -> sp.Expr:
 def derive_real_count_large_d() -> sp.Expr:
     """Leading large-``d`` expected number of real Ginibre eigenvalues, ``sqrt(2 d/pi)``."""
     return sp.sqrt(2 * d / sp.pi)
+
+
+def derive_real_density() -> sp.Expr:
+    """``rho_r(x)``: density of the real eigenvalues of a ``d x d`` real Ginibre matrix with
+    ``N(0, 1)`` entries (Edelman-Kostlan-Shub; module docstring), in ``x`` and ``d``."""
+    return (sp.uppergamma(d - 1, x**2) / (sp.gamma(d - 1) * sp.sqrt(2 * sp.pi))
+            + sp.Abs(x)**(d - 1) * sp.exp(-x**2 / 2) * sp.lowergamma((d - 1) / 2, x**2 / 2)
+            / (2**(d / 2) * sp.gamma(d / 2) * sp.gamma((d - 1) / 2)))
+
+
+def derive_complex_density() -> sp.Expr:
+    """``rho_c(x, y)``, ``y > 0``: density of the complex eigenvalues in the upper half plane
+    (Edelman 1997, Thm 6.2), with the truncated exponential series ``e_(d-2)`` written out."""
+    j = sp.symbols("j", integer=True, nonnegative=True)
+    series = sp.Sum((x**2 + y**2)**j / sp.factorial(j), (j, 0, d - 2))
+    return sp.sqrt(2 / sp.pi) * y * sp.exp(y**2 - x**2) * sp.erfc(sp.sqrt(2) * y) * series
 
 
 def generated_functions() -> list[tuple[str, sp.Expr, tuple[sp.Symbol, ...]]]:
@@ -209,6 +252,156 @@ def gap_ratio(eigenvalues: np.ndarray) -> tuple[bool, float]:
     return real, float(second / mags[0])
 
 
+def real_density(x_val: np.ndarray | float, dim: int) -> np.ndarray:
+    """``rho_r`` (``derive_real_density``) at ``x_val`` for ``dim >= 2``, stably at any ``dim``
+    (regularised incomplete gammas, the power term in log space)."""
+    from scipy.special import gammainc, gammaincc
+
+    if dim < 2:
+        raise ValueError(f"dim={dim!r} must be >= 2")
+    a = np.abs(np.asarray(x_val, dtype=float))
+    with np.errstate(divide="ignore"):
+        log_power = ((dim - 1) * np.log(a) - a**2 / 2 - math.lgamma(dim / 2)
+                     - dim / 2 * math.log(2.0))
+    return (gammaincc(dim - 1, a**2) / math.sqrt(2 * math.pi)
+            + np.exp(log_power) * gammainc((dim - 1) / 2, a**2 / 2))
+
+
+def complex_density(x_val: np.ndarray | float, y_val: np.ndarray | float, dim: int
+                    ) -> np.ndarray:
+    """``rho_c`` (``derive_complex_density``) at ``(x_val, y_val)``, ``y_val >= 0``, for
+    ``dim >= 2``, as ``sqrt(2/pi) y erfcx(sqrt 2 y) Q(dim - 1, x^2 + y^2)``."""
+    from scipy.special import erfcx, gammaincc
+
+    if dim < 2:
+        raise ValueError(f"dim={dim!r} must be >= 2")
+    xv, yv = np.asarray(x_val, dtype=float), np.asarray(y_val, dtype=float)
+    return (math.sqrt(2 / math.pi) * yv * erfcx(math.sqrt(2.0) * yv)
+            * gammaincc(dim - 1, xv**2 + yv**2))
+
+
+def _gauss_panels(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights (``panels x _NODES``) on the panels ``edges``."""
+    t, w = np.polynomial.legendre.leggauss(_NODES)
+    half = np.diff(edges)[:, None] / 2
+    return edges[:-1, None] + half * (t + 1), half * w
+
+
+def _panel_edges(lo: float, hi: float, breaks: tuple[float, ...] = ()) -> np.ndarray:
+    """Panel edges covering ``[lo, hi]`` with ``breaks`` among them, panels ``<= _PANEL``."""
+    pts = sorted({lo, hi, *(b for b in breaks if lo < b < hi)})
+    out = [np.linspace(a, b, max(1, math.ceil((b - a) / _PANEL)) + 1)[:-1]
+           for a, b in zip(pts[:-1], pts[1:], strict=True)]
+    return np.concatenate([*out, [hi]])
+
+
+@dataclass(frozen=True)
+class LevelIntensity:
+    """Intensity of the levels of ``M = I + F`` in the distance ``s = |lambda - c|`` (module
+    docstring) on Gauss-Legendre panels: ``edges`` (``panels + 1``), ``nodes``, ``weights``,
+    ``real``, ``pairs`` (``g_r``, ``g_c``; ``panels x _NODES``). ``s`` relates to the modulus
+    by ``|mu| = s sigma/sqrt(d)``."""
+
+    dim: int
+    sigma_v2: float
+    edges: np.ndarray
+    nodes: np.ndarray
+    weights: np.ndarray
+    real: np.ndarray
+    pairs: np.ndarray
+
+    @property
+    def centre(self) -> float:
+        return -math.sqrt(self.dim / self.sigma_v2)
+
+    def _antiderivative(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """(Legendre coefficients of each panel's antiderivative, ``_NODES + 1 x panels``, zero
+        at the panel's left edge; cumulative integral at the edges) of ``part``."""
+        key = f"_anti_{part}"
+        if key not in self.__dict__:
+            g = {"all": self.real + self.pairs, "real": self.real, "pairs": self.pairs}[part]
+            leg = np.polynomial.legendre
+            t, _ = leg.leggauss(_NODES)
+            coef = np.linalg.solve(leg.legvander(t, _NODES - 1), g.T)
+            before = np.concatenate([[0.0], np.cumsum(np.sum(g * self.weights, axis=1))])
+            object.__setattr__(self, key, (leg.legint(coef, lbnd=-1, axis=0), before))
+        return self.__dict__[key]
+
+    def beyond(self, s_val: np.ndarray | float, part: str = "all") -> np.ndarray:
+        """``N(s)``: expected number of levels (``part``: ``all``, ``real`` or ``pairs``)
+        farther than ``s_val`` from the centre (exact integral of each panel's interpolant)."""
+        anti, before = self._antiderivative(part)
+        half = np.diff(self.edges) / 2
+        sv = np.clip(np.asarray(s_val, dtype=float), self.edges[0], self.edges[-1])
+        panel = np.clip(np.searchsorted(self.edges, sv, side="right") - 1, 0, len(half) - 1)
+        tt = (sv - self.edges[panel]) / half[panel] - 1
+        vander = np.polynomial.legendre.legvander(tt, _NODES)
+        partial = half[panel] * np.sum(vander * np.moveaxis(anti[:, panel], 0, -1), axis=-1)
+        return np.reshape(before[-1] - before[panel] - partial, np.shape(sv))
+
+
+@cache
+def level_intensity(dim: int, sigma_v2: float) -> LevelIntensity:
+    """The level intensity of ``I + F`` at ``(dim, sigma_v2)`` (module docstring; cached)."""
+    if dim < 2 or sigma_v2 <= 0:
+        raise ValueError(f"need dim >= 2 and sigma_v2 > 0, got {dim!r}, {sigma_v2!r}")
+    c = -math.sqrt(dim / sigma_v2)
+    r0 = math.sqrt(dim) + LEVEL_CUTOFF
+    edges = _panel_edges(max(0.0, -c - r0), -c + r0, (-c,))
+    s_nodes, s_w = _gauss_panels(edges)
+    real = real_density(c + s_nodes, dim) + real_density(c - s_nodes, dim)
+    # the arc of the circle |lambda - c| = s, 0 < phi < phi_max(s), inside |lambda| <= r0
+    flat = s_nodes.ravel()
+    cos_max = np.clip((c**2 + flat**2 - r0**2) / (2 * abs(c) * flat), -1.0, 1.0)
+    phi_max = np.arccos(cos_max)
+    n_phi = max(1, math.ceil(np.max(flat * phi_max) / (2 * _PANEL)))
+    u, uw = _gauss_panels(np.linspace(0.0, 1.0, n_phi + 1))
+    phi = phi_max[:, None] * u.ravel()[None, :]
+    lam_x = c + flat[:, None] * np.cos(phi)
+    lam_y = flat[:, None] * np.sin(phi)
+    arc = np.sum(complex_density(lam_x, lam_y, dim) * uw.ravel()[None, :], axis=1)
+    pairs = (flat * phi_max * arc).reshape(s_nodes.shape)
+    return LevelIntensity(dim, float(sigma_v2), edges, s_nodes, s_w, real, pairs)
+
+
+def level_counts(dim: int, sigma_v2: float, modulus: float) -> tuple[float, float]:
+    """``(N_r, N_c)``: expected numbers of real eigenvalues and of conjugate pairs of ``I + F``
+    with ``|mu| > modulus``."""
+    lv = level_intensity(dim, float(sigma_v2))
+    s_val = modulus * math.sqrt(dim / sigma_v2)
+    return float(lv.beyond(s_val, "real")), float(lv.beyond(s_val, "pairs"))
+
+
+@cache
+def poisson_top_real(dim: int, sigma_v2: float) -> float:
+    """``P(top level of I + F real)`` in the Poisson approximation: ``int g_r e^(-N)``."""
+    lv = level_intensity(dim, float(sigma_v2))
+    return float(np.sum(lv.weights * lv.real * np.exp(-lv.beyond(lv.nodes))))
+
+
+@cache
+def poisson_real_separated(dim: int, sigma_v2: float, rho: float) -> float:
+    """``P(top level real and r <= rho)``, Poisson approximation: ``int g_r e^(-N(rho s))``."""
+    lv = level_intensity(dim, float(sigma_v2))
+    return float(np.sum(lv.weights * lv.real * np.exp(-lv.beyond(rho * lv.nodes))))
+
+
+@cache
+def poisson_gap_cdf(dim: int, sigma_v2: float, rho: float) -> float:
+    """``P(r <= rho)``, Poisson approximation: ``int g e^(-N(rho s))``."""
+    lv = level_intensity(dim, float(sigma_v2))
+    return float(np.sum(lv.weights * (lv.real + lv.pairs)
+                        * np.exp(-lv.beyond(rho * lv.nodes))))
+
+
+def poisson_gap_cdf_grid(dim: int, sigma_v2: float, rhos: np.ndarray) -> np.ndarray:
+    """``poisson_gap_cdf`` at each of ``rhos`` (1-D)."""
+    lv = level_intensity(dim, float(sigma_v2))
+    g = lv.weights * (lv.real + lv.pairs)
+    rho = np.asarray(rhos, dtype=float)[:, None, None]
+    return np.sum(g * np.exp(-lv.beyond(rho * lv.nodes)), axis=(1, 2))
+
+
 register(Prediction(
     "pm2_random_alignment", "PM-2",
     "E||Proj_S x||/||x|| of a uniform direction in n dimensions and a fixed k-dimensional S: "
@@ -240,3 +433,18 @@ register(Prediction(
     "log-derivative of (1 - |mu_2/mu_1|) sqrt(ln d) in ln d (edge extreme-value scaling)",
     (), "large d, edge scaling, Gaussian-tail extreme spacing", lambda: float(GAP_EXPONENT),
     GAP_EXPONENT))
+register(Prediction(
+    "pm3_real_top", "PM-3",
+    "P(top-modulus level of I + F real), Poisson approximation with the exact Ginibre densities",
+    ("d", "sigma_v2"), "levels independent (repulsion ignored); exact one-point densities",
+    lambda d, sigma_v2: poisson_top_real(int(d), float(sigma_v2))))
+register(Prediction(
+    "pm3_real_separated", "PM-3",
+    "P(top level of I + F real and r = |mu_2/mu_1| <= rho), Poisson approximation",
+    ("d", "sigma_v2", "rho"), "levels independent (repulsion ignored); exact densities",
+    lambda d, sigma_v2, rho: poisson_real_separated(int(d), float(sigma_v2), float(rho))))
+register(Prediction(
+    "pm3_gap_cdf", "PM-3",
+    "P(r <= rho), r = |mu_2/mu_1| of I + F (conjugate partner excluded), Poisson approximation",
+    ("d", "sigma_v2", "rho"), "levels independent (repulsion ignored); exact densities",
+    lambda d, sigma_v2, rho: poisson_gap_cdf(int(d), float(sigma_v2), float(rho))))

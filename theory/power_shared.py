@@ -28,6 +28,27 @@ Softmax attention (PM-5). Near consensus ``x_j = sqrt(d)(v_1 + e_j)``, the score
 delta_j = xbar + O(e^2)``: attention is uniform to first order, and both rates are independent
 of ``beta``. ``beta`` only sets when the linear regime starts (``beta sqrt(ln T) |e| << 1``).
 
+First layer at finite ``beta`` (PM-5; ``derive_first_layer``). Isometric input (``x_i =
+sqrt(d) U e_i``, ``U`` a Haar ``d x T`` frame), no normaliser (``norm="none"``), one layer
+``y_i = alpha x_i + F sum_j A_ij x_j``. Given the frame, ``X W_Q`` and ``X W_K`` are i.i.d.
+Gaussian, so ``A`` is independent of ``U``; and ``E_U x_j^T B x_k = tr(B) delta_jk``. The
+softmax rows are exchangeable in the keys, so ``E A_ij = 1/T``, and two moments of ``A`` remain:
+``P = E sum_j A_ij^2`` (the REM participation ratio, ``rem_key_query.ipr_key_query``) and
+``O = E sum_j A_ij A_i'j`` (``i != i'``, two rows with independent queries:
+``rem_key_query.overlap_key_query(T, d_k, beta, 0)``). The engine's ``q = sum_i |y_i|^2/(T d)``
+and ``p = sum_{i != i'} y_i.y_i'/(T (T - 1) d)`` then have the exact expectations
+
+    E q = alpha^2 + 2 alpha tr F/(T d) + P tr(F^T F)/d,
+    E p = 2 alpha tr F/(T d) + O tr(F^T F)/d,
+
+so the deviation energy kept, ``E sum_i |y_i - ybar|^2/((T - 1) d) = E (q - p) = alpha^2 + (P - O)
+tr(F^T F)/d`` (input value 1), and the mean-token energy gain ``E |ybar|^2/|xbar|^2 = E (q + (T -
+1) p) = alpha^2 + 2 alpha tr F/d + (P + (T - 1) O) tr(F^T F)/d``. Uniform attention (``P = O =
+1/T``) keeps ``alpha^2`` of the deviations and gives the mean ``tr(M^T M)/d``; rows on single
+keys (``P -> 1``, ``O -> 0``) keep ``alpha^2 + tr(F^T F)/d``. How far attention is from uniform,
+``P - O``, sets how much of ``F`` the deviations see in the transient; near consensus the
+linearisation above makes the asymptotic rates beta-independent.
+
 Steering (PM-4), ``F' = F + mu u u^T``. If ``u`` is an eigenvector of ``F`` (eigenvalue
 ``lambda_u``), it is one of ``M'`` with ``alpha + lambda_u + mu`` and wins once ``mu >
 mu* = rho - alpha - lambda_u``, ``rho = max_{k != u} |alpha + lambda_k|``
@@ -40,6 +61,7 @@ the tokens converge at the token rate ``(alpha + 2 s)/(alpha + theta)`` (``alpha
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 
@@ -106,6 +128,45 @@ def derive_bbp() -> dict[str, sp.Expr]:
     return {"threshold": threshold, "outlier": outlier, "overlap2": overlap2, "rate": rate}
 
 
+T_sym, d_sym = sp.symbols("T d", positive=True)
+tr_F, tr_FF = sp.symbols("tr_F tr_FF", real=True)
+ipr_P, ov_O = sp.symbols("P O", nonnegative=True)
+
+
+@cache
+def derive_first_layer() -> dict[str, sp.Expr]:
+    """Exact first-layer expectations (module docstring, *First layer at finite beta*) of the
+    engine's ``q``, ``p``, the deviation energy kept ``q - p`` and the mean energy gain
+    ``q + (T - 1) p``, in ``alpha``, ``T``, ``d``, ``tr_F = tr F``, ``tr_FF = tr(F^T F)``,
+    ``P = E ipr``, ``O = E overlap``. Built from the moment rules (``E A_ij = 1/T``,
+    ``E sum_j A_ij^2 = P``, ``E sum_j A_ij A_i'j = O``, ``E x_j^T B x_k = tr B delta_jk``)
+    applied to ``|y_i|^2`` and ``|sum_i y_i|^2`` term by term."""
+    a, T, d = alpha, T_sym, d_sym
+    # sum_i |y_i|^2 = alpha^2 sum |x_i|^2 + 2 alpha sum_ij A_ij x_i^T F x_j
+    #                 + sum_i sum_jk A_ij A_ik x_j^T F^T F x_k
+    total = a**2 * T * d + 2 * a * T * (1 / T) * tr_F + T * ipr_P * tr_FF
+    # sum_i y_i = alpha sum_i x_i + F sum_j c_j x_j, column sums c_j = sum_i A_ij:
+    # E c_j = 1, sum_j E c_j^2 = T P + T (T - 1) O
+    colsum2 = a**2 * T * d + 2 * a * T * tr_F + (T * ipr_P + T * (T - 1) * ov_O) * tr_FF
+    q = sp.simplify(total / (T * d))
+    p = sp.simplify((colsum2 - total) / (T * (T - 1) * d))
+    deviation = sp.simplify(q - p)
+    mean_gain = sp.simplify(q + (T - 1) * p)
+    # limits: uniform attention keeps alpha^2 of the deviations, the mean gets tr(M^T M)/d
+    uniform = {ipr_P: 1 / T, ov_O: 1 / T}
+    assert sp.simplify(deviation.subs(uniform) - a**2) == 0
+    assert sp.simplify(mean_gain.subs(uniform) - (a**2 + 2 * a * tr_F / d + tr_FF / d)) == 0
+    # rows on single keys (P = 1; O = 0 for distinct keys): the deviations see all of F^T F
+    hard = {ipr_P: 1, ov_O: 0}
+    assert sp.simplify(deviation.subs(hard) - (a**2 + tr_FF / d)) == 0
+    out = {"q": q, "p": p, "deviation": deviation, "mean_gain": mean_gain}
+    return {k: sp.collect(sp.expand(e), [tr_FF, tr_F], sp.factor) for k, e in out.items()}
+
+
+#: arguments of the printed first-layer functions (``generated_functions``)
+FIRST_LAYER_ARGS = (alpha, T_sym, d_sym, tr_F, tr_FF, ipr_P, ov_O)
+
+
 def generated_functions() -> list[tuple[str, sp.Expr, tuple[sp.Symbol, ...]]]:
     """The closed forms printed into ``theory/_generated/power_shared.py``: (name, expr, args)."""
     lin = derive_linearised_map()
@@ -121,7 +182,8 @@ def generated_functions() -> list[tuple[str, sp.Expr, tuple[sp.Symbol, ...]]]:
             ("bbp_threshold", bbp["threshold"], (v,)),
             ("bbp_outlier", bbp["outlier"], (mu_s, v)),
             ("bbp_overlap2", bbp["overlap2"], (mu_s, v)),
-            ("bbp_rate", bbp["rate"], (mu_s, v, alpha))]
+            ("bbp_rate", bbp["rate"], (mu_s, v, alpha))] + [
+            (f"first_layer_{k}", e, FIRST_LAYER_ARGS) for k, e in derive_first_layer().items()]
 
 
 def _generated():
@@ -214,6 +276,39 @@ def bbp(mu: float, sigma_v2: float, alpha_attn: float = 1.0) -> dict[str, float]
     return {"threshold": thr, "outlier": float(g.bbp_outlier(mu, sigma_v2)),
             "overlap": float(np.sqrt(g.bbp_overlap2(mu, sigma_v2))),
             "rate": float(g.bbp_rate(mu, sigma_v2, alpha_attn))}
+
+
+#: relative accuracy asked of the two-row overlap mixture (Monte-Carlo errors are >~ 1e-4)
+OVERLAP_TOL = 1e-6
+
+
+def attention_moments(T: int, d_k: int, beta: float, overlap: bool = True) -> dict[str, float]:
+    """``P = E ipr`` and ``O = E overlap`` (``rho = 0``) of a key-query softmax head
+    (``theory.rem_key_query``, exact quadrature; ``O`` costs ~10 s at ``T = 8, d_k = 16``,
+    NaN when ``overlap=False``). ``beta = 0`` is uniform attention."""
+    from theory import rem_key_query
+
+    if beta == 0.0:
+        return {"ipr": 1.0 / T, "overlap": 1.0 / T}
+    ipr = float(rem_key_query.ipr_key_query(T, d_k, beta))
+    ov = math.nan
+    if overlap:
+        ov = rem_key_query.key_query_overlap(T, d_k, rem_key_query.score_std(T, beta, 1.0, 0.0),
+                                             0.0, tol=OVERLAP_TOL)
+    return {"ipr": ipr, "overlap": ov}
+
+
+def first_layer(F: np.ndarray, T: int, ipr: float, overlap: float = math.nan,
+                alpha_attn: float = 1.0) -> dict[str, float]:
+    """Exact layer-1 expectations (``derive_first_layer``) of ``q``, ``p``, the deviation energy
+    kept ``q - p`` and the mean energy gain ``q + (T - 1) p`` for value/output product ``F``
+    (``d x d``), isometric input, ``norm="none"``, attention moments ``ipr``, ``overlap``
+    (``overlap`` NaN gives NaN for all but ``q``)."""
+    F = np.asarray(F, dtype=float)
+    d = F.shape[0]
+    args = (alpha_attn, T, d, float(np.trace(F)), float(np.sum(F * F)), ipr, overlap)
+    return {k: float(getattr(_generated(), f"first_layer_{k}")(*args))
+            for k in ("q", "p", "deviation", "mean_gain")}
 
 
 # ----------------------------------------------------------------------------- predictions

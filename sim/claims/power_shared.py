@@ -11,6 +11,11 @@ end of a stack deep enough that the linearised regime holds (the theory is asymp
 transient before it is shown in the figures, never fitted.
 
 Every passing rate comparison has a mutation twin (predicted rate x 1.1) that must fail.
+
+PM-5 also tests the transient's first layer: one layer of the same design without normaliser
+(kind ``"forward"``, ``norm="none"``), the engine's ``q`` and ``q - p`` against their exact
+expectations in the REM participation ratio (``theory.power_shared.first_layer``), with x 1.1
+twins and beta-blind twins (uniform attention's moments).
 """
 
 from __future__ import annotations
@@ -54,15 +59,21 @@ def design(spectrum: np.ndarray) -> np.ndarray:
 
 
 GRIDS: dict[str, dict[str, Any]] = {
-    "quick": {"depth": 20, "softmax_depth": 40, "samples": 40, "beta": (1.0, 2.0),
+    "quick": {"depth": 20, "softmax_depth": 60, "samples": 40, "softmax_samples": 80,
+              "beta": (1.0, 2.0), "overlap_beta": (1.0,), "first_samples": 2000,
+              "link_beta": 1.0,
               "steer_mu": (0.5, 2.0, 3.0),
               "steer_curve": (0.25, 0.75, 1.0, 1.25, 1.5), "steer_depth": 24,
               "bbp_mu": (2.0, 3.0), "bbp_d": 128, "bbp_samples": 24, "bbp_depth": 40},
-    "book": {"depth": 20, "softmax_depth": 40, "samples": 100, "beta": (0.5, 1.0, 2.0, 4.0),
+    "book": {"depth": 20, "softmax_depth": 60, "samples": 100, "softmax_samples": 360,
+             "beta": (0.5, 1.0, 2.0, 4.0), "overlap_beta": (2.0,), "first_samples": 6000,
+             "link_beta": 1.0,
              "steer_mu": (0.5, 2.0, 3.0), "steer_curve": (0.25, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5),
              "steer_depth": 30, "bbp_mu": (1.0, 1.5, 2.0, 3.0), "bbp_d": 256,
              "bbp_samples": 32, "bbp_depth": 50},
-    "full": {"depth": 24, "softmax_depth": 60, "samples": 1000,
+    "full": {"depth": 24, "softmax_depth": 80, "samples": 1000, "softmax_samples": 3000,
+             "overlap_beta": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0), "first_samples": 200000,
+             "link_beta": 1.0,
              "beta": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
              "steer_mu": (0.25, 0.5, 2.0, 3.0, 4.0),
              "steer_curve": (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0),
@@ -306,25 +317,84 @@ PM4 = register(Claim(
 # ----------------------------------------------------------------------------- PM-5
 
 PM5_OBSERVABLES = ("align_M", "align_mean_M", "cosine")
+#: engine observables of the layer-1 stack (kind ``"forward"``, ``norm="none"``)
+FIRST_LAYER_OBSERVABLES = ("q", "p", "ipr")
+
+
+def first_layer_config(F: np.ndarray, beta: float) -> Config:
+    """One layer of the PM-5 stack without normaliser (``norm="none"``): ``y_i = x_i + F sum_j
+    A_ij x_j`` on isometric input; ``beta = 0`` is uniform attention."""
+    if beta == 0.0:
+        return stack_config(F, 1, "none")
+    return stack_config(F, 1, "none", "softmax", beta)
+
+
+def first_layer_rows(F: np.ndarray, betas: tuple[float, ...], overlap_betas: tuple[float, ...],
+                     samples: int, executor: Any = "serial") -> list[dict[str, Any]]:
+    """Per ``beta`` (0: uniform): the exact layer-1 expectations of ``q`` and, where the two-row
+    overlap is computed (``overlap_betas``, ~10 s each), of the deviation energy kept ``q - p``
+    and the mean energy gain ``q + (T - 1) p`` (``theory.power_shared.first_layer``), with the
+    engine's per-sample estimates."""
+    T = T_TOKENS
+    points = [Point(first_layer_config(F, b), samples, SEED, "forward") for b in betas]
+    results = sweep(points, executor=executor)
+    rows = []
+    for b, res in zip(betas, results, strict=True):
+        m = theory.attention_moments(T, F.shape[0], b, overlap=b in overlap_betas or b == 0.0)
+        pred = theory.first_layer(F, T, m["ipr"], m["overlap"])
+        q, p = res.per_sample("q", 1), res.per_sample("p", 1)
+        row = {"beta": b, "ipr_theory": m["ipr"], "overlap_theory": m["overlap"],
+               "samples": res.samples, "seed": res.seed}
+        for name, values in (("q", q), ("deviation", q - p), ("mean_gain", q + (T - 1) * p),
+                             ("ipr", res.per_sample("ipr", 1))):
+            e = estimate(values)
+            row[name], row[f"{name}_se"] = e.mean, e.se
+            row[f"{name}_theory"] = m["ipr"] if name == "ipr" else pred[name]
+        rows.append(row)
+    return rows
+
+
+def _consensus_link(results: dict[str, Result], depth: int) -> dict[str, Any]:
+    """Figure data linking GAP-5 and PM: per layer, the medians over the samples that reach
+    consensus of ``sqrt(E_b/E_m)`` (bulk over mean energy of the tokens; with ``|x|^2 = d``,
+    ``E_b/E_m = (T - 1)(1 - cosine)/(1 + (T - 1) cosine)``) and of ``sin angle(xbar, v_1)``."""
+    T = T_TOKENS
+    out = {}
+    for case, res in results.items():
+        cos = res.per_sample("cosine")
+        keep = cos[:, depth] > CONSENSUS_COSINE
+        with np.errstate(divide="ignore", invalid="ignore"):  # token mean 0: ratio inf
+            ratio = (T - 1) * np.clip(1.0 - cos, 0.0, None) / (1.0 + (T - 1) * cos)
+        out[case] = {"bulk_over_mean": np.median(np.sqrt(ratio[keep]), axis=0).tolist(),
+                     "sin_mean": np.median(sines(res, "align_mean_M")[keep], axis=0).tolist(),
+                     "reached": int(keep.sum()), "samples": res.samples, "seed": res.seed}
+    return out
 
 
 def run_pm5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     """PM-5: the token rate under softmax attention at finite ``beta`` against the
-    beta-independent (uniform) prediction; rank collapse and the power-method direction."""
+    beta-independent (uniform) prediction; the first layer's energies against their exact
+    expectations in the REM participation ratio (the transient); rank collapse and the
+    power-method direction on shared layer axes."""
     g = GRIDS[check_profile(profile)]
     F = design(tilt_spectrum())
     pred = theory.rates(F, 1.0, "l2")
     depth = g["softmax_depth"]
-    points = [Point(stack_config(F, depth, "l2", "softmax", beta), g["samples"], SEED,
-                    "alignment") for beta in g["beta"]]
-    points.append(Point(stack_config(F, depth, "l2"), g["samples"], SEED, "alignment"))
+    n = g["softmax_samples"]
+    points = [Point(stack_config(F, depth, "l2", "softmax", beta), n, SEED, "alignment")
+              for beta in g["beta"]]
+    points.append(Point(stack_config(F, depth, "l2"), n, SEED, "alignment"))
     results = sweep(points, executor=executor)
-    n_tests = len(g["beta"])
-    comparisons, rows, per_sample = [], [], {}
+    first_betas = (0.0, *g["beta"])
+    first = first_layer_rows(F, first_betas, g["overlap_beta"], g["first_samples"], executor)
+    n_dev = sum(1 for r in first if math.isfinite(r["deviation_theory"]) and r["beta"] > 0)
+    n_tests = len(g["beta"]) + len(first) + n_dev
+    comparisons, rows, per_sample, by_case = [], [], {}, {}
     effective: dict[float, Estimate] = {}
     for p, res in zip(points, results, strict=True):
         c = p.config
         case = "uniform" if c.attention == "uniform" else f"beta={c.beta:g}"
+        by_case[case] = res
         rows += _layer_rows(res, case, PM5_OBSERVABLES, beta=c.beta if
                             c.attention == "softmax" else 0.0)
         # figure data: each sample's sin(x, v_1) by layer and final token cosine
@@ -344,45 +414,88 @@ def run_pm5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                                         n_tests, {"beta": c.beta},
                                         "softmax, linear regime: token rate vs the "
                                         "uniform-attention rate"))
-    mutations = mutation_twins(comparisons, n_tests)
-    v = decide(comparisons, mutations)
+    first_cmp = []
+    for r in first:
+        for name, label in (("q", "layer 1, norm none: q vs alpha^2 + 2 alpha tr F/(T d) + "
+                                  "E ipr tr(F^T F)/d"),
+                            ("deviation", "layer 1, norm none: q - p (deviation energy kept) vs "
+                                          "alpha^2 + (E ipr - E overlap) tr(F^T F)/d")):
+            # at beta = 0 the deviations are exactly alpha x_i: nothing random to compare
+            if math.isfinite(r[f"{name}_theory"]) and not (name == "deviation" and r["beta"] == 0):
+                first_cmp.append(_cmp(r[f"{name}_theory"],
+                                      Estimate(r[name], r[f"{name}_se"], r["samples"]),
+                                      n_tests, {"beta": r["beta"], "observable": name,
+                                                "E_ipr": r["ipr_theory"]}, label))
+    # beta-blind twins: the same layer-1 tests against uniform attention's moments (1/T)
+    blind = theory.first_layer(F, T_TOKENS, 1.0 / T_TOKENS, 1.0 / T_TOKENS)
+    blind_twins = [compare(blind[c.params["observable"]], c.estimate, c.se, n_tests=n_tests,
+                           params=c.params, label=f"{c.label} (beta-blind twin: E ipr = 1/T)",
+                           dof=c.dof) for c in first_cmp if c.params["beta"] > 0]
+    mutations = mutation_twins(comparisons + first_cmp, n_tests) + blind_twins
+    v_rate = decide(comparisons, mutation_twins(comparisons, n_tests))
+    v_first = decide(first_cmp, mutation_twins(first_cmp, n_tests) + blind_twins)
     reached = ", ".join(f"{case}: {ps['reached']}/{ps['samples']}"
                         for case, ps in per_sample.items() if "reached" in ps)
+    dev_text = ", ".join(
+        f"beta={r['beta']:g}: {r['deviation']:.4f} +- {r['deviation_se']:.1g} (theory "
+        f"{r['deviation_theory']:.4f}, E ipr {r['ipr_theory']:.3f})"
+        for r in first if math.isfinite(r["deviation_theory"]) and r["beta"] > 0)
+    q_text = ", ".join(f"beta={r['beta']:g}: {r['q']:.4f} +- {r['q_se']:.1g} (theory "
+                       f"{r['q_theory']:.4f})" for r in first)
     deciding = ("token rate in the linear regime " + ", ".join(
         f"beta={c.params['beta']:g}: {c.estimate:.4f} +- {c.se:.1g}" for c in comparisons)
         + f" (beta-independent theory {pred.token_rate:.4f}); samples reaching it by layer "
-        f"{depth}: {reached}; effective rate over all samples " + ", ".join(
-            f"beta={b:g}: {e.mean:.3f}" for b, e in effective.items()))
-    if v == "confirmed":
+        f"{depth}: {reached}; layer-1 q " + q_text + "; layer-1 deviation energy kept "
+        + dev_text + " (beta = 0: uniform)")
+    eff = ", ".join(f"beta={b:g}: {e.mean:.3f} +- {e.se:.1g}" for b, e in effective.items())
+    if v_rate == "confirmed" and v_first == "confirmed":
         verdict = "qualified"
         notes = (
             "Near consensus softmax attention is uniform to first order (the row constant "
             "cancels, sum_j (A_ij - 1/T) delta_j is second order), so the asymptotic rate does "
             "not depend on beta, and the samples that reach the linear regime contract at the "
-            "uniform-attention rate at every beta. Attention's role is in the transient: the "
-            f"fraction of samples that reach the linear regime within {depth} layers ({reached}) "
-            "falls and the effective rate over all samples rises with beta ("
-            + ", ".join(f"beta={b:g}: {e.mean:.3f} +- {e.se:.1g}" for b, e in effective.items())
-            + "); the others stall on a plateau where the token mean nearly vanishes. "
-            "A prediction of that transient from the REM participation ratio is open. Rank "
-            "collapse (cosine -> 1, deviations shrink by alpha/|mu_1|) and the power-method "
-            "direction (mean token -> v_1) are the two components of the same linear map.")
-    elif v == "refuted":
+            "uniform-attention rate at every beta. Attention acts on the transient, and the "
+            "first layer's share of it is predicted exactly by the REM participation ratio: "
+            "without normaliser, E q = alpha^2 + 2 alpha tr F/(T d) + E ipr tr(F^T F)/d "
+            "(confirmed at every beta: " + q_text + ") and the deviation energy kept is "
+            "alpha^2 + (E ipr - E overlap) tr(F^T F)/d (confirmed at " + dev_text + "; "
+            + ", ".join(f"E overlap {r['overlap_theory']:.4f} at beta={r['beta']:g}" for r in first
+                        if math.isfinite(r["overlap_theory"]) and r["beta"] > 0)
+            + f" against 1/T = {1 / T_TOKENS:.4f} and E ipr up to "
+            f"{max(r['ipr_theory'] for r in first):.3f}, so E ipr carries the beta dependence; "
+            "the beta-blind twins, uniform attention's moments 1/T, are rejected). "
+            "Uniform attention keeps alpha^2 = 1 of the "
+            "deviations; as E ipr grows with beta the deviations see more of F, so the tokens "
+            "start further from consensus, fewer reach the linear regime within "
+            f"{depth} layers ({reached}) and the effective rate over all samples rises ({eff}); "
+            "the others stall on a plateau where the token mean nearly vanishes. The "
+            "participation ratio predicts the first layer, not the whole transient (the "
+            "deeper layers see correlated tokens). Rank collapse (bulk/mean energy, shrinking "
+            "by alpha/|mu_1| per layer) and the power-method direction (mean token -> v_1 at "
+            "|mu_2/mu_1|) are the two components of the same linear map.")
+    elif v_rate == "refuted":
         verdict = "open"
         notes = ("The derived beta-independence of the asymptotic rate is rejected in the "
                  "linear regime: " + rejected_summary(comparisons) + ". This chapter then has no "
                  "prediction of the beta dependence to test the paper's claim with.")
+    elif v_first == "refuted":
+        verdict = "open"
+        notes = ("The exact layer-1 expectations in the participation ratio are rejected: "
+                 + rejected_summary(first_cmp) + f". Asymptotic rate comparison: {v_rate}.")
     else:
         verdict = "open"
-        notes = ("The rate of the samples that reach the linear regime (final cosine > "
-                 f"{CONSENSUS_COSINE:g}; {reached}) could not resolve a 5% discrepancy here, or a "
-                 "twin survived. The other samples stall on a plateau where the token mean "
-                 "nearly vanishes; a prediction of when the linear regime starts is open.")
+        notes = ("A comparison could not resolve a 5% discrepancy here, or a twin survived "
+                 f"(linear-regime rate: {v_rate}; layer-1 participation-ratio prediction: "
+                 f"{v_first}; samples reaching the linear regime: {reached}).")
 
-    return ClaimResult("PM-5", PM5.statement, verdict, deciding, comparisons, mutations,
-                       profile, notes, {"rows": rows, "token_rate": pred.token_rate,
-                                        "mean_rate": pred.mean_rate,
-                                        "per_sample": per_sample, "T": T_TOKENS})
+    link = _consensus_link({k: by_case[k] for k in ("uniform", f"beta={g['link_beta']:g}")},
+                           depth)
+    return ClaimResult("PM-5", PM5.statement, verdict, deciding, comparisons + first_cmp,
+                       mutations, profile, notes,
+                       {"rows": rows, "token_rate": pred.token_rate, "mean_rate": pred.mean_rate,
+                        "deviation_rate": 1.0 / abs(pred.mu_1), "per_sample": per_sample,
+                        "T": T_TOKENS, "first_layer": first, "link": link,
+                        "link_beta": g["link_beta"], "depth": depth})
 
 
 PM5 = register(Claim(

@@ -56,11 +56,11 @@ GRIDS: dict[str, dict[str, Any]] = {
              "rs2_mp_samples": 2, "rs2_mp_depth": 160,
              "rs3_samples": 1000, "rs3_points": ((2.0, 0.0), (2.0, 0.5), (2.0, 2.0)),
              "rs3_trace": 20},
-    "full": {"rs1_n": 400000, "rs1_generic_n": 20000, "rs1_exact_n": 2000,
+    "full": {"rs1_n": 800000, "rs1_generic_n": 20000, "rs1_exact_n": 2000,
              "rs2_samples": 2000, "rs2_rate": (("post", 16), ("post", 32), ("post", 64),
                                                ("l2", 16), ("l2", 32), ("l2", 64)),
              "rs2_mp_samples": 20, "rs2_mp_depth": 200,
-             "rs3_samples": 10000, "rs3_points": ((2.0, 0.0), (2.0, 0.5), (2.0, 2.0),
+             "rs3_samples": 25000, "rs3_points": ((2.0, 0.0), (2.0, 0.5), (2.0, 2.0),
                                                   (2.0, 8.0)), "rs3_trace": 200},
 }
 

@@ -37,3 +37,23 @@ def bbp_overlap2(mu, sigma_v2):
 def bbp_rate(mu, sigma_v2, alpha_attn):
     """(alpha_attn + 2*sqrt(sigma_v2))/(alpha_attn + mu + sigma_v2/mu)"""
     return (alpha_attn + 2*numpy.sqrt(sigma_v2))/(alpha_attn + mu + sigma_v2/mu)
+
+
+def first_layer_q(alpha_attn, T, d, tr_F, tr_FF, P, O):
+    """P*tr_FF/d + alpha_attn**2 + 2*alpha_attn*tr_F/(T*d)"""
+    return P*tr_FF/d + alpha_attn**2 + 2*alpha_attn*tr_F/(T*d)
+
+
+def first_layer_p(alpha_attn, T, d, tr_F, tr_FF, P, O):
+    """O*tr_FF/d + 2*alpha_attn*tr_F/(T*d)"""
+    return O*tr_FF/d + 2*alpha_attn*tr_F/(T*d)
+
+
+def first_layer_deviation(alpha_attn, T, d, tr_F, tr_FF, P, O):
+    """alpha_attn**2 - tr_FF*(O - P)/d"""
+    return alpha_attn**2 - tr_FF*(O - P)/d
+
+
+def first_layer_mean_gain(alpha_attn, T, d, tr_F, tr_FF, P, O):
+    """alpha_attn**2 + 2*alpha_attn*tr_F/d + tr_FF*(O*T - O + P)/d"""
+    return alpha_attn**2 + 2*alpha_attn*tr_F/d + tr_FF*(O*T - O + P)/d
