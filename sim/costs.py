@@ -52,7 +52,7 @@ class Cost:
     other_s: float = 0.0  # measured: the claim's own work outside its simulations
     error: str = ""  # set when the claim could not run to the end on probe values
     kinds: dict[str, float] = field(default_factory=dict)
-    #: projected relative detectable discrepancy of each comparison, with its label
+    #: projected relative detectable discrepancy of each comparison, with its label and params
     detectable: list[tuple[str, float]] = field(default_factory=list)
 
     @property
@@ -146,7 +146,8 @@ def estimate(claim_id: str, profile: str = "full", min_samples: int = MIN_SAMPLE
         for p in patches:
             p.start()
         result = claim.run(profile, executor="serial")
-        cost.detectable = [(c.label, c.detectable_relative) for c in result.comparisons]
+        cost.detectable = [(f"{c.label} {c.params}", c.detectable_relative)
+                           for c in result.comparisons]
     except Exception as exc:  # probe values can break a claim's statistics; keep what ran
         cost.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:

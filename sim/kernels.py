@@ -30,12 +30,13 @@ import math
 import numba
 import numpy as np
 from numba import prange
+from numba.extending import overload
 
-from sim import fastmath, rng
+from sim import fastmath, linalg, rng
 from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, QKS, VALUES, Config
 
 # Bump when a kernel changes its numbers: it is part of every cache key.
-KERNEL_VERSION = "6"
+KERNEL_VERSION = "7"
 
 OBSERVABLES = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
                "entropy", "ipr", "norm", "gram_stable_rank")
@@ -46,6 +47,17 @@ N_OBS = len(OBSERVABLES)
 #: numerical rank counts singular values above ``RANK_RTOL * sigma_max`` (computed from the
 #: float64 Gram matrix, whose eigenvalues resolve about ``sqrt(n * eps)`` of ``sigma_max``).
 RANK_RTOL = 1e-5
+#: ``observe``'s spectral shortcut (``_spectral``): Gram matrices of side ``n >= LANCZOS_MIN_N``
+#: get ``lambda_max`` by Lanczos, converged when its residual bound is ``<= LANCZOS_RTOL``
+#: relative (checked every ``LANCZOS_CHECK_EVERY`` steps, at most ``LANCZOS_MAX_STEPS``); the
+#: numerical rank is an inertia count of ``G - (1 +- RANK_MARGIN) RANK_RTOL^2 lambda_max I``.
+#: The margin covers the rounding of both the factorisation and ``eigvalsh`` (each about
+#: ``n eps lambda_max``, far below ``RANK_MARGIN RANK_RTOL^2 lambda_max``).
+LANCZOS_MIN_N = 128
+LANCZOS_RTOL = 1e-12
+LANCZOS_MAX_STEPS = 24
+LANCZOS_CHECK_EVERY = 8
+RANK_MARGIN = 0.05
 
 (I_T, I_D, I_HEADS, I_DEPTH, I_DFF, I_NORM, I_MLP, I_ATTENTION, I_GAP, I_SHARED, I_CAUSAL,
  I_INPUT, I_VALUE, I_QK, I_SINK) = range(15)
@@ -421,7 +433,10 @@ def _row_softmax(s, causal):
 @numba.njit(cache=True)
 def attention_matrix(xa, wq, wk, g, h, ip):
     """Attention probabilities of head ``h`` (``T x T``, before gap removal), with the row
-    entropy and ``sum_s A_ts^2`` summed over rows."""
+    entropy and ``sum_s A_ts^2`` summed over rows. Random softmax scores
+    ``(x W_Q^h)(x W_K^h)^T / sqrt(d_k)`` are computed as ``(c x W_Q^h)(x W_K^h)^T``
+    (``c = 1/sqrt(d_k)``), or, with one head and ``T > d`` (fewer flops), as
+    ``x (c W_Q W_K^T) x^T``: equal up to rounding."""
     T = ip[I_T]
     causal = ip[I_CAUSAL] == 1
     att = ip[I_ATTENTION]
@@ -430,10 +445,16 @@ def attention_matrix(xa, wq, wk, g, h, ip):
         ent, ipr = _row_softmax(a, causal)
         return a, ent, ipr
     if att == ATT_SOFTMAX:
-        qh = np.dot(xa, wq[h])
-        kh = np.dot(xa, wk[h])
-        a = np.dot(qh, kh.T)
-        _scale_inplace(a, 1.0 / math.sqrt(wq.shape[2]))
+        c = 1.0 / math.sqrt(wq.shape[2])
+        if wq.shape[0] == 1 and xa.shape[1] < T:
+            # one head, T > d: x (c W_Q W_K^T) x^T, matmul flops d^3 + T d^2 instead of 2 T d^2
+            wqk = np.dot(wq[0], wk[0].T)
+            _scale_inplace(wqk, c)
+            a = np.dot(np.dot(xa, wqk), xa.T)
+        else:
+            qh = np.dot(xa, wq[h])
+            _scale_inplace(qh, c)
+            a = np.dot(qh, np.dot(xa, wk[h]).T)
         ent, ipr = _row_softmax(a, causal)
         return a, ent, ipr
     if att == ATT_MARKOV:
@@ -541,11 +562,24 @@ def block(x, weights, ip, fp):
 
 # ----------------------------------------------------------------------------- observables
 
+def as_float64(x):
+    """``x`` as a C-contiguous float64 array: ``x`` itself when it already is one, else a
+    copy (numba: resolved at compile time)."""
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+@overload(as_float64)
+def _as_float64_overload(x):
+    if x.dtype == numba.types.float64 and x.layout == "C":
+        return lambda x: x
+    return lambda x: np.ascontiguousarray(x.astype(np.float64))
+
+
 @numba.njit(cache=True)
 def observe(x, out, spectral=True):
     """Fill ``out[O_*]`` (not entropy/ipr) with the observables of tokens ``x`` (``T x d``);
     ``spectral=False`` skips the Gram eigenvalues (``stable_rank``, ``numerical_rank`` NaN)."""
-    xx = x.astype(np.float64)
+    xx = as_float64(x)
     T, d = xx.shape
     total = 0.0
     colsum = np.zeros(d)
@@ -584,7 +618,37 @@ def observe(x, out, spectral=True):
         out[O_NUMERICAL_RANK] = np.nan
         out[O_GRAM_STABLE_RANK] = np.nan
         return
-    gram = np.dot(xx, xx.T) if T <= d else np.dot(xx.T, xx)
+    _spectral(xx, total, out)
+
+
+@numba.njit(cache=True)
+def _spectral(xx, total, out):
+    """``stable_rank``, ``gram_stable_rank`` and ``numerical_rank`` of tokens ``xx`` (``T x d``,
+    float64, ``total = |xx|_F^2 > 0``) from the smaller Gram matrix ``G`` (``n x n``).
+
+    ``n >= LANCZOS_MIN_N``: ``lambda_max`` by Lanczos (``linalg.top_eigenvalue``, residual bound
+    ``LANCZOS_RTOL``), ``sum lambda^2 = |G|_F^2``, and the rank is the number of eigenvalues above
+    ``(1 + RANK_MARGIN) cut`` (``cut = RANK_RTOL^2 lambda_max``; an inertia count,
+    ``linalg.count_above``) when it equals the number above ``(1 - RANK_MARGIN) cut`` (no
+    eigenvalue near the cut). Otherwise (small ``n``, no convergence, an eigenvalue within the
+    margin of the cut) all three come from ``np.linalg.eigvalsh(G)``."""
+    gram = linalg.gram(xx)
+    n = gram.shape[0]
+    if n >= LANCZOS_MIN_N:
+        lam_max, steps, ok = linalg.top_eigenvalue(gram, LANCZOS_RTOL, LANCZOS_MAX_STEPS,
+                                                   LANCZOS_CHECK_EVERY)
+        if ok and lam_max > 0.0:
+            cut = RANK_RTOL * RANK_RTOL * lam_max
+            above = linalg.count_above(gram, (1.0 + RANK_MARGIN) * cut)
+            if above >= 0 and above == linalg.count_above(gram, (1.0 - RANK_MARGIN) * cut):
+                squares = 0.0
+                for i in range(n):
+                    for j in range(n):
+                        squares += gram[i, j] * gram[i, j]
+                out[O_STABLE_RANK] = total / lam_max
+                out[O_GRAM_STABLE_RANK] = squares / (lam_max * lam_max)
+                out[O_NUMERICAL_RANK] = above
+                return
     lam = np.linalg.eigvalsh(gram)
     lam_max = lam[-1]
     out[O_STABLE_RANK] = total / lam_max

@@ -23,3 +23,13 @@ def test_theory_never_imports_sim() -> None:
     for path in (ROOT / "theory").rglob("*.py"):
         text = path.read_text()
         assert "import sim" not in text and "from sim" not in text, path
+
+
+def test_numba_cache_digest_covers_every_jitted_module() -> None:
+    """numba does not track cross-module inlining, so ``sim.JIT_SOURCES`` must name every module
+    with jitted code (else an edit there could leave stale machine code in the cache)."""
+    import sim
+
+    root = Path(sim.__file__).parent
+    jitted = {p.name for p in root.glob("*.py") if "numba.njit" in p.read_text()}
+    assert jitted <= set(sim.JIT_SOURCES), jitted - set(sim.JIT_SOURCES)

@@ -158,7 +158,7 @@ SD1 = register(Claim(
 SD2_GRIDS: dict[str, dict[str, Any]] = {
     "quick": {"T": (16, 32, 64, 128), "d": 32, "queries": 120000},
     "book": {"T": (16, 24, 32, 48, 64, 96, 128), "d": 32, "queries": 200000},
-    "full": {"T": (16, 24, 32, 48, 64, 96, 128, 192, 256), "d": 32, "queries": 8000000},
+    "full": {"T": (16, 24, 32, 48, 64, 96, 128, 192, 256), "d": 32, "queries": 10000000},
 }
 SD2_ALIGN, SD2_COS, SD2_EPS = 0.5, 0.0, 0.05
 #: standard deviation of the per-query margin (logits) in the SD-2 design

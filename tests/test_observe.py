@@ -1,0 +1,170 @@
+"""``kernels.observe``'s spectral observables against NumPy ``eigvalsh`` of the Gram matrix.
+
+``observe`` gets ``lambda_max`` by Lanczos and the numerical rank by an inertia count
+(``sim.linalg``) for Gram matrices of side ``n >= LANCZOS_MIN_N``; these tests pin the results to
+the eigenvalue definitions: stable rank to ``1e-12`` relative, gram stable rank to ``1e-12``
+relative, numerical rank exactly, on random, LayerNorm-centred (rank ``n - 1``), collapsed,
+zero, near-threshold and ``T < d`` / ``T > d`` inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim import kernels as K
+from sim import linalg
+
+RTOL = 1e-12
+
+
+def reference(x: np.ndarray, rank_rtol: float = K.RANK_RTOL) -> tuple[float, float, int]:
+    """``(stable_rank, gram_stable_rank, numerical_rank)`` from ``np.linalg.eigvalsh`` of the
+    smaller Gram matrix of ``x`` (``T x d``, float64)."""
+    T, d = x.shape
+    gram = x @ x.T if T <= d else x.T @ x
+    lam = np.linalg.eigvalsh(gram)
+    return (float(np.sum(x * x) / lam[-1]), float(np.sum(lam ** 2) / lam[-1] ** 2),
+            int(np.sum(lam > rank_rtol ** 2 * lam[-1])))
+
+
+def engine(x: np.ndarray) -> tuple[float, float, int]:
+    out = np.full(K.N_OBS, np.nan)
+    K.observe(x, out, True)
+    return (out[K.O_STABLE_RANK], out[K.O_GRAM_STABLE_RANK], int(out[K.O_NUMERICAL_RANK]))
+
+
+def agrees(got: tuple[float, float, int], want: tuple[float, float, int]) -> bool:
+    return (abs(got[0] / want[0] - 1.0) <= RTOL and abs(got[1] / want[1] - 1.0) <= RTOL
+            and got[2] == want[2])
+
+
+def with_spectrum(T: int, d: int, sigma: np.ndarray, seed: int) -> np.ndarray:
+    """``U diag(sigma) V^T`` (``T x d``) with Haar-random orthonormal ``U, V``."""
+    gen = np.random.default_rng(seed)
+    n = min(T, d)
+    u, _ = np.linalg.qr(gen.standard_normal((T, n)))
+    v, _ = np.linalg.qr(gen.standard_normal((d, n)))
+    return (u * sigma) @ v.T
+
+
+def centred(x: np.ndarray) -> np.ndarray:
+    """Rows centred (as LayerNorm does): ``x 1 = 0``, so the ``d x d`` Gram has rank ``d - 1``."""
+    return x - x.mean(axis=1, keepdims=True)
+
+
+def cases() -> dict[str, np.ndarray]:
+    gen = np.random.default_rng(9)
+    noise = gen.standard_normal((400, 160))
+    row = gen.standard_normal(160)
+    near, inside = np.geomspace(1.0, 1e-3, 160), np.geomspace(1.0, 1e-3, 160)
+    near[0] = inside[0] = 3.0  # a separated top: Lanczos converges within LANCZOS_MAX_STEPS
+    # singular values at (1 +- 6%) RANK_RTOL sigma_max (sigma_max = 3): Gram eigenvalues just
+    # outside the inertia count's margin; (1 +- 0.2%): inside it (eigvalsh decides)
+    near[-2:] = 3.0 * K.RANK_RTOL * np.array([1.06, 0.94])
+    inside[-2:] = 3.0 * K.RANK_RTOL * np.array([1.002, 0.998])
+    return {
+        "gaussian T > d": noise,
+        "gaussian T < d": gen.standard_normal((150, 420)),
+        "gaussian small n": gen.standard_normal((64, 64)),
+        "layernorm-centred": centred(noise),
+        "layernorm-centred, dominant direction": centred(noise + np.outer(np.ones(400), row)),
+        "rank 1 + tiny noise": np.outer(np.ones(400), row) + 1e-9 * noise,
+        "rank 1 + noise above the cut": np.outer(np.ones(400), row) + 1e-3 * noise,
+        "collapsed, centred": centred(np.outer(np.ones(400), row) + 1e-6 * noise),
+        "rank 5": gen.standard_normal((400, 5)) @ gen.standard_normal((5, 160)),
+        "near threshold, T > d": with_spectrum(400, 160, near, 1),
+        "near threshold, T < d": with_spectrum(160, 400, near, 2),
+        "within the margin": with_spectrum(400, 160, inside, 3),
+        "float32 input": noise.astype(np.float32),
+    }
+
+
+@pytest.mark.parametrize("name", list(cases()))
+def test_observe_matches_eigvalsh(name: str) -> None:
+    x = cases()[name]
+    want = reference(x.astype(np.float64))
+    got = engine(x)
+    assert agrees(got, want), (name, got, want)
+
+
+def margin_counts(x: np.ndarray) -> tuple[int, int]:
+    """Eigenvalue counts above ``(1 +- RANK_MARGIN) cut``: equal means the inertia path."""
+    gram = x.T @ x
+    cut = K.RANK_RTOL ** 2 * np.linalg.eigvalsh(gram)[-1]
+    return (linalg.count_above(gram, (1 + K.RANK_MARGIN) * cut),
+            linalg.count_above(gram, (1 - K.RANK_MARGIN) * cut))
+
+
+def lanczos_converges(x: np.ndarray) -> bool:
+    return bool(linalg.top_eigenvalue(linalg.gram(x.astype(np.float64)), K.LANCZOS_RTOL,
+                                      K.LANCZOS_MAX_STEPS, K.LANCZOS_CHECK_EVERY)[2])
+
+
+def test_cases_cover_both_paths() -> None:
+    """Flat (Marchenko-Pastur) spectra fall back to ``eigvalsh``; a separated top takes the
+    Lanczos path (small ``n`` always uses ``eigvalsh``)."""
+    all_cases = cases()
+    lanczos = {name for name, x in all_cases.items() if lanczos_converges(x)}
+    assert {"near threshold, T > d", "near threshold, T < d", "within the margin",
+            "layernorm-centred, dominant direction", "rank 1 + tiny noise",
+            "collapsed, centred"} <= lanczos
+    assert "gaussian T > d" not in lanczos and "layernorm-centred" not in lanczos
+
+
+def test_near_threshold_cases_take_both_paths() -> None:
+    hi, lo = margin_counts(cases()["near threshold, T > d"])
+    assert hi == lo == 159
+    hi, lo = margin_counts(cases()["within the margin"])
+    assert hi == 158 and lo == 160
+
+
+def test_a_wrong_rank_cut_is_caught() -> None:
+    """The twin: a numerical rank with the cut at ``1.1 RANK_RTOL`` (or ``0.9``) differs from
+    the engine's on the near-threshold inputs, so the exact-rank check would reject it."""
+    for name in ("near threshold, T > d", "within the margin"):
+        x = cases()[name]
+        got = engine(x)
+        for factor in (1.1, 0.9):
+            twin = reference(x, factor * K.RANK_RTOL)
+            assert not agrees(got, twin), (name, factor)
+        assert agrees(got, reference(x))
+
+
+def test_a_perturbed_stable_rank_is_caught() -> None:
+    """The twin: a stable rank off by ``1e-11`` relative fails the ``1e-12`` check."""
+    x = cases()["gaussian T > d"]
+    got = engine(x)
+    want = reference(x)
+    assert agrees(got, want)
+    assert not agrees((got[0] * (1 + 1e-11), got[1], got[2]), want)
+
+
+def test_zero_input() -> None:
+    out = np.full(K.N_OBS, -1.0)
+    K.observe(np.zeros((300, 140)), out, True)
+    assert out[K.O_NUMERICAL_RANK] == 0.0
+    assert np.isnan(out[K.O_STABLE_RANK]) and np.isnan(out[K.O_GRAM_STABLE_RANK])
+
+
+def test_count_above_is_the_inertia() -> None:
+    gen = np.random.default_rng(3)
+    q, _ = np.linalg.qr(gen.standard_normal((150, 150)))
+    lam = np.concatenate([np.linspace(-2.0, 5.0, 147), [0.0, 0.0, 1e-9]])
+    a = (q * lam) @ q.T
+    a = (a + a.T) / 2
+    kept = a.copy()
+    for c in (-3.0, -1.0, -1e-6, 1e-7, 0.5, 4.9, 6.0):
+        assert linalg.count_above(a, c) == int(np.sum(lam > c)), c
+    assert np.array_equal(a, kept)
+
+
+def test_top_eigenvalue_converges_or_says_not() -> None:
+    x = cases()["gaussian T > d"]
+    gram = x.T @ x
+    lam_max = np.linalg.eigvalsh(gram)[-1]
+    theta, steps, ok = linalg.top_eigenvalue(gram, 1e-12, 160, 8)
+    assert ok and abs(theta / lam_max - 1.0) <= 1e-12
+    assert theta <= lam_max * (1 + 1e-15)  # a Ritz value: from below
+    theta, steps, ok = linalg.top_eigenvalue(gram, 1e-12, 8, 8)
+    assert not ok and steps == 8
