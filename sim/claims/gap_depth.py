@@ -586,22 +586,23 @@ def run_gap8(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     exact_verdict = decide(comparisons, mutations)
     edge_twins = mutation_twins(edge_cmp, n_tests)
     edge_verdict = decide(edge_cmp, edge_twins) if edge_cmp else "open"
-    comparisons, mutations = comparisons + edge_cmp, mutations + edge_twins
     if row_err > 1e-12:
         exact_verdict = "refuted"
     worst = largest_z(comparisons)
+    comparisons, mutations = comparisons + edge_cmp, mutations + edge_twins
     Tmax = max(g["depth_T"])
     b = theory.markov_bulk(Tmax, MARKOV_S)
     factors = {lam: float((1 + lam**2) * b / Tmax / (1 - lam) ** 2) if lam < 1 else math.inf
                for lam in g["lambda"]}
     threshold = _collapse_threshold(b, Tmax)
     deciding = (f"D 1 = (1-lambda) 1 to {row_err:.1e}; max |z| = {abs(worst.z):.1f} (critical "
-                f"{worst.z_crit:.1f}) over {len(comparisons) - len(edge_cmp)} exact comparisons; "
+                f"{worst.z_crit:.1f}) over {len(frob + depth_cmp)} exact comparisons; "
                 f"bulk edge x sqrt(1+lambda^2): {edge_verdict} ({_edge_summary(edge_cmp)}); "
                 f"no collapse only for lambda > {threshold:.3f} at T={Tmax}")
     if exact_verdict != "confirmed":
         verdict = exact_verdict
-        notes = "The exact theory is " + exact_verdict + ": " + rejected_summary(comparisons)
+        notes = ("The exact theory is " + exact_verdict + ": "
+                 + rejected_summary(frob + depth_cmp))
     else:
         verdict = "qualified"
         notes = (
