@@ -36,7 +36,7 @@ from sim import fastmath, linalg, rng
 from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, QKS, VALUES, Config
 
 # Bump when a kernel changes its numbers: it is part of every cache key.
-KERNEL_VERSION = "7"
+KERNEL_VERSION = "8"
 
 OBSERVABLES = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
                "entropy", "ipr", "norm", "gram_stable_rank")
@@ -775,7 +775,7 @@ def attention_samples(ip, fp, seeds, proto):
 
 # ----------------------------------------------------------------------------- rows kind
 
-ROW_OBSERVABLES = ("entropy", "ipr", "overlap")
+ROW_OBSERVABLES = ("entropy", "ipr", "overlap", "y3")
 
 
 @numba.njit(cache=True)
@@ -805,9 +805,10 @@ def _direct_projection(ip, fp, seed, matrix, proto):
 
 @numba.njit(parallel=True, cache=True)
 def row_samples(ip, fp, seeds, proto):
-    """Row statistics of the layer-1 attention per sample (``samples x 1 x 3``), averaged over
-    heads: mean row ``entropy`` (nats), mean ``ipr`` ``sum_s A_ts^2`` and mean ``overlap``
-    ``sum_s A_ts A_t's`` over ordered pairs ``t != t'``.
+    """Row statistics of the layer-1 attention per sample (``samples x 1 x 4``), averaged over
+    heads and rows: mean row ``entropy`` (nats), mean ``ipr`` ``sum_s A_ts^2``, mean ``overlap``
+    ``sum_s A_ts A_t's`` over ordered pairs ``t != t'``, and mean ``y3`` ``sum_s A_ts^3`` (the
+    Poisson-Dirichlet moment ``Y_3``).
 
     Softmax attention on isometric/simplex input samples the projections ``X W_Q, X W_K``
     directly (``_direct_projection``): ``T x d_k`` draws per matrix instead of ``d x d_k`` and no
@@ -832,15 +833,19 @@ def row_samples(ip, fp, seeds, proto):
                 a = g[h].copy()
             ent, ipr = _row_softmax(a, causal)
             colsum = np.zeros(T)
+            cubes = 0.0
             for t in range(T):
                 for s in range(T):
-                    colsum[s] += a[t, s]
+                    v = float(a[t, s])
+                    colsum[s] += v
+                    cubes += v * v * v
             pairs = 0.0
             for s in range(T):
                 pairs += colsum[s] * colsum[s]
             out[i, 0, 0] += ent / T
             out[i, 0, 1] += ipr / T
             out[i, 0, 2] += (pairs - ipr) / (T * (T - 1.0))
+            out[i, 0, 3] += cubes / T
         for k in range(len(ROW_OBSERVABLES)):
             out[i, 0, k] /= heads
     return out

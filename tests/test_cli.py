@@ -35,7 +35,7 @@ def test_run_rows_kind(capsys) -> None:
                         "--kind", "rows", "--json")
     obj = json.loads(out)
     assert code == 0 and obj["kind"] == "rows" and len(obj["layers"]) == 1
-    assert set(obj["layers"][0]) == {"layer", "entropy", "ipr", "overlap"}
+    assert set(obj["layers"][0]) == {"layer", "entropy", "ipr", "overlap", "y3"}
 
 
 def test_figures_list(capsys) -> None:

@@ -355,22 +355,26 @@ def _reference_rows(config: Config, sample_seed: np.uint64) -> list[np.ndarray]:
     Config(T=10, d=4, depth=1, mlp=False, attention="markov", markov_s=1.2, input="gaussian"),
 ])
 def test_row_kind_matches_reference(config: Config) -> None:
-    """``kind="rows"``: mean entropy, ipr and off-diagonal overlap of the layer-1 attention,
-    against the same statistics of the reference's attention matrices; a twin that averages the
-    overlap over all pairs (diagonal included) must differ."""
+    """``kind="rows"``: mean entropy, ipr, off-diagonal overlap and ``y3`` of the layer-1
+    attention, against the same statistics of the reference's attention matrices; twins that
+    average the overlap over all pairs (diagonal included), or take ``y3`` as ``ipr^{3/2}``
+    per row, must differ."""
     result = simulate(config, 3, seed=5, kind="rows", progress=False)
     T = config.T
     for i in range(3):
-        ent = ipr = overlap = overlap_all = 0.0
+        ent = ipr = overlap = overlap_all = y3 = y3_twin = 0.0
         for a in _reference_rows(config, reference.rng.sample_seed(5, i)):
             gram = a @ a.T
             ent += reference._row_entropy(a).mean()
             ipr += np.trace(gram) / T
             overlap += (gram.sum() - np.trace(gram)) / (T * (T - 1))
             overlap_all += gram.sum() / T**2
-        want = np.array([ent, ipr, overlap]) / config.heads
+            y3 += (a**3).sum() / T
+            y3_twin += ((a**2).sum(axis=1) ** 1.5).sum() / T
+        want = np.array([ent, ipr, overlap, y3]) / config.heads
         np.testing.assert_allclose(result.values[i, 0], want, rtol=1e-11, atol=1e-14)
         assert abs(result.values[i, 0, 2] - overlap_all / config.heads) > 1e-6
+        assert abs(result.values[i, 0, 3] - y3_twin / config.heads) > 1e-6
 
 
 def test_row_kind_is_the_forward_law() -> None:
