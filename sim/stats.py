@@ -12,6 +12,16 @@ critical value and the power quantile then come from Student's t with ``dof`` de
 (80%): ``(z_crit + Phi^{-1}(POWER)) * se + bias``. It is reported absolutely and relative to the
 prediction; a comparison whose relative detectable discrepancy exceeds ``RESOLUTION`` (5%) cannot
 confirm anything.
+
+A comparison's ``role`` says how a claim uses it (``ROLES``):
+
+- ``"exact"``: the comparisons a claim's verdict is decided on (``sim.claims.decide``): its exact
+  finite-size theory in the stated regime (or, where there is none, the finite-size form of the
+  law it states); a rejection refutes the claim;
+- ``"reference"``: reported beside the exact ones: an asymptotic or approximate law (expected to
+  deviate at finite size), or a prediction the profile cannot resolve at ``RESOLUTION``. Its
+  rejection is a finding about that law: it never refutes the claim (at most it keeps it from
+  ``confirmed``).
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ from scipy import stats
 FAMILY_RATE = 1e-6
 POWER = 0.8
 RESOLUTION = 0.05
+#: how a claim uses a comparison (see the module docstring)
+ROLES = ("exact", "reference")
 
 
 def _reference(dof: int | None):
@@ -63,6 +75,11 @@ class Comparison:
     label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     dof: int | None = None  # degrees of freedom of se (None: known se, normal reference)
+    role: str = "exact"  # one of ROLES: decides the verdict, or reported beside
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"role={self.role!r} must be one of {', '.join(ROLES)}")
 
     @property
     def detectable_relative(self) -> float:
@@ -94,8 +111,9 @@ def _jsonable(v: Any) -> Any:
 def compare(prediction: float, estimate: float, se: float, *, bias: float = 0.0,
             n_tests: int = 1, family_rate: float = FAMILY_RATE,
             params: dict[str, Any] | None = None, label: str = "",
-            dof: int | None = None) -> Comparison:
-    """Compare ``prediction`` with ``estimate +- se`` (see the module docstring)."""
+            dof: int | None = None, role: str = "exact") -> Comparison:
+    """Compare ``prediction`` with ``estimate +- se`` (see the module docstring); ``role`` is
+    ``"exact"`` (decides the verdict) or ``"reference"`` (reported beside)."""
     if not (se > 0 and math.isfinite(se)):
         raise ValueError(f"se={se!r} must be positive and finite")
     if bias < 0:
@@ -105,7 +123,8 @@ def compare(prediction: float, estimate: float, se: float, *, bias: float = 0.0,
     passed = bool(math.isfinite(diff) and abs(diff) <= z_crit * se + bias)
     detectable = (z_crit + float(_reference(dof).ppf(POWER))) * se + bias
     return Comparison(dict(params or {}), float(prediction), float(estimate), float(se),
-                      float(bias), diff / se, z_crit, detectable, passed, label, dof=dof)
+                      float(bias), diff / se, z_crit, detectable, passed, label, dof=dof,
+                      role=role)
 
 
 @dataclass(frozen=True)

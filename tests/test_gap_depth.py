@@ -9,7 +9,8 @@ import pytest
 import sympy as sp
 from conftest import run_quick_claims
 
-from sim.claims import ClaimResult, decide
+from sim.claims import ClaimResult, decide, with_role
+from sim.claims.gap_depth import SLOPE_RESOLVED
 from theory import gap_depth as gd
 
 S = math.sqrt(math.log(2.0))
@@ -138,19 +139,23 @@ def results(tmp_path_factory) -> dict[str, ClaimResult]:
     return run_quick_claims(tmp_path_factory, IDS)
 
 
-def _deciding(c) -> bool:
-    """Comparisons of the exact theory that the claims decide on: not the LayerNorm
-    approximation nor GAP-8's large-T edge law, and slopes only where a 5% relative resolution
-    is meaningful."""
-    if "approx" in c.label or "bulk edge" in c.label:
-        return False
-    if "slope" in c.label:
-        return abs(c.prediction) >= 1.5 and not c.params["scaling"].startswith("fixed")
-    return True
-
-
 def _exact(result: ClaimResult):
-    return [c for c in result.comparisons if _deciding(c)]
+    """Comparisons of the exact theory that the claims decide on (role "exact"): not the
+    LayerNorm approximation nor GAP-8's large-T edge law, and slopes only where a 5% relative
+    resolution is meaningful (role "reference")."""
+    return with_role(result.comparisons)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("claim", IDS)
+def test_reference_comparisons_are_the_reported_laws(results, claim):
+    """Role "reference" marks exactly the LayerNorm approximation, the bulk-edge law and the
+    fixed-d or small gradient slopes."""
+    for c in results[claim].comparisons:
+        reported = ("approx" in c.label or "bulk edge" in c.label
+                    or ("slope" in c.label and (abs(c.prediction) < SLOPE_RESOLVED
+                                                or c.params["scaling"].startswith("fixed"))))
+        assert (c.role == "reference") == reported, (c.label, c.params, c.role)
 
 
 @pytest.mark.slow
@@ -185,9 +190,9 @@ def test_gap8_bulk_edge_compared_with_twins(results):
     """The sqrt(1 + lambda^2) edge law is compared at every point away from the BBP threshold,
     and any comparison it passes has a rejected 10% twin."""
     r = results["GAP-8"]
-    edge = [c for c in r.comparisons if "bulk edge" in c.label]
+    edge = with_role(r.comparisons, "reference")
     rows = r.data["edge_rows"]
     assert edge and len(edge) == sum(not row["skipped"] for row in rows)
     assert all(c.detectable_relative < 0.05 for c in edge)
-    twins = [m for m in r.mutations if "bulk edge" in m.label]
+    twins = with_role(r.mutations, "reference")
     assert len(twins) == sum(c.passed for c in edge) and not any(m.passed for m in twins)

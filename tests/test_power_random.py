@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 from conftest import run_quick_claims
 
-from sim.claims import ClaimResult, decide
+from sim.claims import ClaimResult, decide, with_role
 from sim.claims import power_random as claims
 from theory import power_random as pr
 
@@ -126,7 +126,7 @@ def results(tmp_path_factory) -> dict[str, ClaimResult]:
 def test_twins_rejected_and_verdict_follows(results, claim):
     r = results[claim]
     assert r.mutations and r.mutations_rejected, [m.label for m in r.mutations if m.passed]
-    exact = [c for c in r.comparisons if "slope" not in c.label and "Poisson" not in c.label]
+    exact = with_role(r.comparisons)
     exact_verdict = decide(exact, [])
     if r.verdict in ("confirmed", "qualified"):
         assert exact_verdict == "confirmed"
@@ -259,12 +259,45 @@ def test_poisson_probabilities_consistent():
 
 
 def test_ks_helpers():
-    """ks_distance against scipy.stats.kstest (uniform), and the DKW critical value."""
+    """ks_distance on a grid CDF equals scipy's uniform KS test; the exact critical distance
+    lies below the DKW bound sqrt(ln(2/alpha)/(2 n)), close to it at alpha = 1e-6."""
     from scipy import stats
 
     sample = np.random.default_rng(4).uniform(size=500) ** 1.2
     grid = np.linspace(0, 1, 2001)
     assert claims.ks_distance(sample, grid, grid) == pytest.approx(
-        stats.kstest(sample, "uniform").statistic, abs=1e-3)
-    assert claims.dkw_critical(1000, 1) == pytest.approx(
-        math.sqrt(math.log(2 / 1e-6) / 2000))
+        stats.kstest(sample, "uniform").statistic, abs=1e-12)
+    exact, dkw = claims.ks_critical(1000, 1), math.sqrt(math.log(2 / 1e-6) / 2000)
+    assert 0.95 * dkw < exact <= dkw
+    assert claims.ks_critical(1000, 4) > exact
+
+
+def _beta_grid_law():
+    """A Beta(2, 3) law on [0, 1] given on a grid, like the predicted CDF of r."""
+    from scipy import stats
+
+    grid = np.linspace(0.0, 1.0, claims.CDF_GRID + 1)
+    return grid, stats.beta(2, 3).cdf(grid), stats.beta(2, 3)
+
+
+def test_ks_test_calibrated():
+    """Samples from the grid law itself: the KS test at per-test rate 0.05 rejects ~5% of 400
+    replicates (binomial 4.5 sigma band)."""
+    grid, cdf, law = _beta_grid_law()
+    rng = np.random.default_rng(11)
+    n, reps, rate = 300, 400, 0.05
+    crit = claims.ks_critical(n, 1, family_rate=rate)
+    rejected = sum(claims.ks_distance(law.rvs(n, random_state=rng), grid, cdf) > crit
+                   for _ in range(reps))
+    assert abs(rejected / reps - rate) < 4.5 * math.sqrt(rate * (1 - rate) / reps)
+
+
+def test_ks_shift_twin_rejected():
+    """The claim's twin, the law shifted 10% in its argument (F(1.1 r)), is rejected at the
+    family rate for a sample size of the quick profile, while the law itself is not."""
+    grid, cdf, law = _beta_grid_law()
+    sample = law.rvs(2500, random_state=np.random.default_rng(12))
+    shifted = np.interp(np.clip(claims.MUTATION * grid, 0, 1), grid, cdf)
+    crit = claims.ks_critical(sample.size, 20)
+    assert claims.ks_distance(sample, grid, cdf) <= crit
+    assert claims.ks_distance(sample, grid, shifted) > crit

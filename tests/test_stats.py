@@ -90,3 +90,32 @@ def test_power_law_fit_recovers_exponent_and_rejects_wrong_one() -> None:
     fit = stats.fit_power_law(x, y, se)
     assert fit.contains(-0.5)
     assert not fit.contains(-0.55)  # wrong exponent by 10%
+
+
+def test_role_defaults_to_exact_and_is_validated() -> None:
+    c = stats.compare(1.0, 1.0, 0.01)
+    assert c.role == "exact"
+    assert stats.compare(1.0, 1.0, 0.01, role="reference").role == "reference"
+    with pytest.raises(ValueError, match="role"):
+        stats.compare(1.0, 1.0, 0.01, role="approx")
+
+
+def test_role_round_trips_through_pickle_and_json() -> None:
+    import json
+    import pickle
+
+    c = stats.compare(1.0, 1.02, 0.01, params={"T": 8}, label="x", role="reference", dof=9)
+    assert pickle.loads(pickle.dumps(c)) == c
+    assert json.loads(json.dumps(c.to_dict()))["role"] == "reference"
+
+
+def test_twins_keep_the_role_and_with_role_filters() -> None:
+    from sim.claims import mutation_twins, with_role
+
+    cs = [stats.compare(1.0, 1.0, 0.001, label="a"),
+          stats.compare(2.0, 2.0, 0.001, label="b", role="reference")]
+    twins = mutation_twins(cs, 2)
+    assert [t.role for t in twins] == ["exact", "reference"]
+    assert with_role(cs) == cs[:1] and with_role(cs, "reference") == cs[1:]
+    with pytest.raises(ValueError, match="role"):
+        with_role(cs, "deciding")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.profiles import check_profile
-from sim.stats import Comparison, compare
+from sim.stats import ROLES, Comparison, compare
 from sim.version import VERSION
 
 VERDICTS = ("confirmed", "qualified", "refuted", "open")
@@ -26,7 +26,9 @@ VERDICTS = ("confirmed", "qualified", "refuted", "open")
 class ClaimResult:
     """The outcome of one claim under one profile.
 
-    ``comparisons`` decide the verdict; ``mutations`` are the same comparisons against a
+    ``comparisons`` are the evidence: those of role ``"exact"`` decide the verdict, those of role
+    ``"reference"`` (asymptotic or approximate laws) are reported beside them
+    (``sim.stats.Comparison.role``, ``with_role``); ``mutations`` are the same comparisons against a
     deliberately wrong prediction (10% off, or the wrong exponent) and must all fail;
     ``deciding`` is the one number a reader should look at; ``data`` holds what the figures
     draw (estimates, never raw recomputation)."""
@@ -123,10 +125,18 @@ MUTATION = 1.1
 def mutation_twins(comparisons: list[Comparison], n_tests: int,
                    factor: float = MUTATION) -> list[Comparison]:
     """The mutation twin of every passing comparison: the same test against ``factor`` times
-    its prediction (bias budget, degrees of freedom and family size unchanged)."""
+    its prediction (bias budget, degrees of freedom, role and family size unchanged)."""
     return [compare(factor * c.prediction, c.estimate, c.se, bias=c.bias, n_tests=n_tests,
-                    params=c.params, label=f"{c.label} x {factor}", dof=c.dof)
+                    params=c.params, label=f"{c.label} x {factor}", dof=c.dof, role=c.role)
             for c in comparisons if c.passed]
+
+
+def with_role(comparisons: Iterable[Comparison], role: str = "exact") -> list[Comparison]:
+    """The comparisons of ``role`` (``sim.stats.ROLES``: ``"exact"`` decide a verdict,
+    ``"reference"`` are reported beside), in their order."""
+    if role not in ROLES:
+        raise ValueError(f"role={role!r} must be one of {', '.join(ROLES)}")
+    return [c for c in comparisons if c.role == role]
 
 
 def largest_z(comparisons: list[Comparison]) -> Comparison:

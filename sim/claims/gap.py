@@ -7,6 +7,9 @@ attention matrix of random-Markov attention (``kind="attention"``):
   ``theory.gap.stable_rank_bias_budget``); its mutation twin is the same theory times 1.1.
 - ``sr(A)`` against the paper's large-``T`` limit ``1 + sigma^2/m^2 = e^{s^2}``.
 - ``sr(A_perp)/T`` against the large-``T`` limit ``1/4``; its twin is ``1.1/4``.
+
+The finite-``T`` comparisons have role ``"exact"``; the two limits, the claim's statement, are
+reported beside them (role ``"reference"``) and decide between ``confirmed`` and ``qualified``.
 """
 
 from __future__ import annotations
@@ -68,8 +71,10 @@ def run_gap3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         lim = float(limit(markov_s=s))
         kw = {"n_tests": n_tests, "params": params}
         c_finite.append(compare(pred, sr.mean, sr.se, bias=bias, label="sr(A) vs finite-T", **kw))
-        c_limit.append(compare(lim, sr.mean, sr.se, label="sr(A) vs limit", **kw))
-        c_perp.append(compare(perp_limit, perp_mean, perp_se, label="sr(A_perp)/T vs 1/4", **kw))
+        c_limit.append(compare(lim, sr.mean, sr.se, label="sr(A) vs limit", role="reference",
+                               **kw))
+        c_perp.append(compare(perp_limit, perp_mean, perp_se, label="sr(A_perp)/T vs 1/4",
+                              role="reference", **kw))
         mutations.append(compare(MUTATION * pred, sr.mean, sr.se, bias=bias,
                                  label="sr(A) vs 1.1 x finite-T", **kw))
         rows.append({"T": T, "markov_s": s, "stable_rank": sr.mean, "stable_rank_se": sr.se,
@@ -79,7 +84,7 @@ def run_gap3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         if c.passed:
             mutations.append(compare(MUTATION * perp_limit, c.estimate, c.se,
                                      n_tests=n_tests, params=c.params,
-                                     label="sr(A_perp)/T vs 1.1/4"))
+                                     label="sr(A_perp)/T vs 1.1/4", role="reference"))
 
     finite_verdict = decide(c_finite, mutations)
     worst_finite = max(c_finite, key=lambda c: abs(c.z))

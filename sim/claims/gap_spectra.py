@@ -15,10 +15,15 @@ random-Markov attention), GAP-4 (bulk of key-query attention) and the validity m
   i.i.d.-lognormal quarter circle of ``r^2 = e^{v^2} - 1``.
 - The validity map: KS distances of each (``s``, ``T``) and (``beta``, ``T``) point, with the
   REM scale ``s/sqrt(2 ln T)`` (``beta/beta_c``), in ``ClaimResult.data["map"]``.
+
+Roles (``sim.stats.ROLES``): the asymptotic ``r^2/T`` (GAP-1), the laws of radius ``r`` and the
+edge ``2 r_T`` (GAP-2), the first-order scale ``v`` and the i.i.d.-lognormal law (GAP-4) are
+reported beside the finite-``T`` comparisons (role ``"reference"``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -140,7 +145,7 @@ def run_gap1(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         twins.append(compare(MUTATION * pred, excess.mean, excess.se, bias=bias,
                              label="sigma_1^2 - 1 vs 1.1 b_T/T", **kw))
         asym.append(compare(lim, excess.mean, excess.se, bias=bias,
-                            label="sigma_1^2 - 1 vs r^2/T", **kw))
+                            label="sigma_1^2 - 1 vs r^2/T", role="reference", **kw))
         rows.append({"T": T, "markov_s": s, "excess": excess.mean, "excess_se": excess.se,
                      "finite": pred, "asymptotic": lim, "bias": bias,
                      "sigma_1": float(np.mean(s1)), "samples": point.samples,
@@ -193,6 +198,11 @@ def _markov_laws(radius: float) -> dict[str, tuple]:
                          lambda p: th.quarter_circle_quantile(p, radius))}
 
 
+def _as_comparison(test, params: dict[str, Any], label: str, role: str) -> Comparison:
+    """``test.as_comparison`` (``sim.esd.EsdTest``) with ``role``."""
+    return dataclasses.replace(test.as_comparison(params, label), role=role)
+
+
 LAW_NAMES = {"eig": "eigenvalue moduli vs disc", "singular": "singular values vs quarter circle"}
 
 
@@ -215,7 +225,8 @@ def run_gap2(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             for tag, radius in (("r", r), ("r_T", rT)):
                 test = esd_test(values[which], *_markov_laws(radius)[which], n_tests=n_tests)
                 label = f"{LAW_NAMES[which]} ({tag})"
-                comps.setdefault(label, []).append(test.as_comparison(params, label))
+                comps.setdefault(label, []).append(
+                    _as_comparison(test, params, label, "exact" if tag == "r_T" else "reference"))
                 row[f"ks_{which}_{tag}"] = test.ks
                 row[f"ks_{which}_{tag}_se"] = float(test.se[test.worst])
                 row[f"pass_{which}_{tag}"] = test.passed
@@ -229,7 +240,7 @@ def run_gap2(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         edge = estimate(values["singular"][:, 0])
         comps.setdefault("sqrt(T) sigma_2 vs 2 r_T", []).append(compare(
             2 * rT, edge.mean, edge.se, n_tests=n_tests, params=params, dof=point.samples - 1,
-            label="sqrt(T) sigma_2 vs 2 r_T"))
+            label="sqrt(T) sigma_2 vs 2 r_T", role="reference"))
         sv = res.per_sample("singular")
         sr = estimate(np.sum(sv**2, axis=1) / sv[:, 0] ** 2)
         row.update({"edge": edge.mean, "edge_se": edge.se, "stable_rank": sr.mean,
@@ -334,7 +345,8 @@ def run_gap4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         for tag, scale in (("v", v), ("v_T", vT)):
             label = f"singular values / {tag} vs MP x MP"
             test = esd_test(sv / scale, *_product_law(c), n_tests=n_tests)
-            comps.setdefault(label, []).append(test.as_comparison(params, label))
+            comps.setdefault(label, []).append(
+                _as_comparison(test, params, label, "exact" if tag == "v_T" else "reference"))
             row[f"ks_{tag}"], row[f"pass_{tag}"] = test.ks, test.passed
             row[f"ks_{tag}_se"] = float(test.se[test.worst])
             if tag == "v_T":
@@ -345,7 +357,7 @@ def run_gap4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         twins.append(twin.as_comparison(params, "singular values / v_T vs 1.1 MP x MP"))
         label = "singular values vs i.i.d. lognormal quarter circle"
         iid = esd_test(sv, *_markov_laws(r_iid)["singular"], n_tests=n_tests)
-        comps.setdefault(label, []).append(iid.as_comparison(params, label))
+        comps.setdefault(label, []).append(_as_comparison(iid, params, label, "reference"))
         edge = estimate(sv[:, 0])
         row.update({"ks_iid": iid.ks, "pass_iid": iid.passed, "edge": edge.mean,
                     "edge_se": edge.se, "edge_product": vT * th._generated().key_query_edge(c),
