@@ -107,10 +107,21 @@ def edge_fit_markdown(fits: dict[str, dict | None]) -> str:
 
 
 def comparison_tables(result: ClaimResult) -> str:
-    """One ``comparison_markdown`` table per comparison label of ``result``, in order."""
+    """One ``comparison_markdown`` table per comparison label of ``result``, in order; the
+    heading says when the label's comparisons are reported beside the verdict (role
+    ``"reference"``, ``sim.stats.Comparison.role``) rather than deciding it."""
     labels = dict.fromkeys(c.label for c in result.comparisons)
-    return "\n\n".join(f"*{label}*\n\n{comparison_markdown(result.comparisons, label)}"
-                       for label in labels)
+    return "\n\n".join(f"*{label}*{_role_note(result.comparisons, label)}\n\n"
+                       f"{comparison_markdown(result.comparisons, label)}" for label in labels)
+
+
+def _role_note(comparisons: list, label: str) -> str:
+    roles = {c.role for c in comparisons if c.label == label}
+    if roles == {"reference"}:
+        return " (reported beside the verdict, not deciding it)"
+    if "reference" in roles:
+        return " (some rows reported beside the verdict, not deciding it)"
+    return ""
 
 
 def coverage_markdown(result: ClaimResult) -> str:
