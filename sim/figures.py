@@ -79,7 +79,8 @@ def _side_by_side(result: ClaimResult, rows: list[dict], value: str, se: str,
                   asymptotic: Callable[[np.ndarray], np.ndarray], ylabel: str,
                   title: str) -> Figure:
     """Simulation per ``T`` against ``beta``: left with the finite theory, right with the
-    asymptotic law; stamped with ``result``'s provenance."""
+    asymptotic law (drawn through ``beta_c = sqrt 2``, where it has a kink); stamped with
+    ``result``'s provenance."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
     groups = _by(rows, "T")
     colors = plt.cm.viridis(np.linspace(0.05, 0.85, len(groups)))
@@ -92,7 +93,8 @@ def _side_by_side(result: ClaimResult, rows: list[dict], value: str, se: str,
             ax.errorbar(b, [r[value] for r in sub], yerr=[r[se] for r in sub], fmt="o",
                         color=color, ms=4, capsize=2, label=f"simulation, T={T}")
         left.plot(dense, finite(T, dense), "-", color=color, lw=1.2)
-    right.plot(dense, asymptotic(dense), "k--", lw=1.2, label="asymptotic (T -> inf)")
+    kinked = np.union1d(dense, [np.sqrt(2)] if dense[0] < np.sqrt(2) < dense[-1] else [])
+    right.plot(kinked, asymptotic(kinked), "k--", lw=1.2, label="asymptotic (T -> inf)")
     left.plot([], [], "k-", lw=1.2, label="finite-(T, d) theory")
     left.set(xlabel=r"$\beta$", ylabel=ylabel, title=f"{title}: finite-(T, d) theory")
     right.set(xlabel=r"$\beta$", title=f"{title}: asymptotic REM")
@@ -116,6 +118,21 @@ def remf_ipr(result: ClaimResult) -> Figure:
         lambda T, b: [key_query_row(T, T, x, 0.0).ipr for x in b],
         lambda b: np.nan_to_num(rem._generated().ipr_asymptotic(b, 1.0, 0.0)),
         r"$\mathbb{E}\,\sum_s A_{ts}^2$", "E ipr")
+
+
+def remf_y3(result: ClaimResult) -> Figure:
+    """REM-F / REM-2: ``E Y_3 = E sum_s A_ts^3`` against ``beta`` per ``T``; left the
+    finite-(T, d) theory, right the Poisson-Dirichlet(``beta_c/beta``) moment (0 below
+    ``beta_c``)."""
+    from sim.claims.rem import key_query_moment
+    from theory import rem
+
+    rows = result.data["rows"]
+    return _side_by_side(
+        result, rows, "y3", "y3_se",
+        lambda T, b: [key_query_moment(3, T, T, x, 0.0) for x in b],
+        lambda b: [rem._pd_moment_value(3, x, 0.0) for x in b],
+        r"$\mathbb{E}\,\sum_s A_{ts}^3$", "E Y3")
 
 
 def remf_entropy(result: ClaimResult) -> Figure:
@@ -277,6 +294,7 @@ def throughput(rows: list[dict]) -> Figure:
 FIGURES: dict[str, tuple[str, Callable[[ClaimResult], Figure]]] = {
     "gap3_stable_rank": ("GAP-3", gap3_stable_rank),
     "remf_ipr": ("REM-F", remf_ipr),
+    "remf_y3": ("REM-F", remf_y3),
     "remf_entropy": ("REM-F", remf_entropy),
     "remf_cosine_map": ("REM-F", remf_cosine_map),
     "rem4_deep": ("REM-4", rem4_deep),

@@ -39,6 +39,46 @@ def test_finite_theory_twins_are_rejected(results) -> None:
 
 
 @pytest.mark.slow
+def test_y3_finite_theory_twins_and_data(results) -> None:
+    """E Y3 against the finite-(T, d) theory passes at every rows point; the comparisons that
+    can detect a 5% discrepancy decide (role exact) and each has a 10% twin, rejected; those
+    that cannot are reported as reference and named in the notes. The data carry the per-point
+    y3, its SE and both predictions."""
+    remf = results["REM-F"]
+    y3 = _labelled(remf, "Y3 vs finite (T, d)")
+    assert all(c.passed for c in y3), [(c.params, c.z) for c in y3 if not c.passed]
+    assert all(c.resolved == (c.role == "exact") for c in y3)
+    exact = [c for c in y3 if c.role == "exact"]
+    assert exact and any(c.params["beta"] > 2**0.5 for c in exact)
+    twins = [m for m in remf.mutations if m.label == "Y3 vs finite (T, d) x 1.1"]
+    assert [m.params for m in twins] == [c.params for c in exact]
+    assert not any(m.passed for m in twins)
+    if len(exact) < len(y3):
+        assert "reference comparisons" in remf.notes
+    for r in remf.data["rows"]:
+        assert r["y3_se"] > 0 and 0 < r["y3"] < r["ipr"] < 1
+        assert 0 < r["y3_key_query"] < r["ipr_key_query"]
+        assert (r["y3_asymptotic"] == 0) == (r["beta"] < 2**0.5)
+
+
+@pytest.mark.slow
+def test_rem2_pd_y3_law_is_rejected_where_it_is_off(results) -> None:
+    """REM-2's Poisson-Dirichlet E Y3: the finite-(T, d) Y3 agrees; the asymptotic moment is
+    rejected wherever it is off by more than the detectable discrepancy, and that happens at
+    some (T, beta) of the quick grid."""
+    rem2 = results["REM-2"]
+    finite = _labelled(rem2, "E Y3 vs finite (T, d)")
+    assert all(c.passed for c in finite), [(c.params, c.z) for c in finite if not c.passed]
+    asym = _labelled(rem2, "E Y3 vs asymptotic")
+    off = [c for c in asym if abs(c.estimate - c.prediction) > c.detectable]
+    assert off and not any(c.passed for c in off)
+    assert any(c.params["beta"] > 2**0.5 for c in off)  # also above beta_c, where PD is > 0
+    n = len(rem2.comparisons)
+    assert all(c.z_crit == pytest.approx(stats.critical_z(n, dof=c.dof)) for c in asym)
+    assert rem2.verdict == "qualified"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("claim, label", [("REM-1", "S/ln T vs asymptotic"),
                                           ("REM-2", "E ipr vs asymptotic")])
 def test_asymptotic_laws_fail_near_beta_c(results, claim: str, label: str) -> None:
@@ -97,3 +137,28 @@ def test_every_rem_claim_reports_provenance(results) -> None:
         assert d["profile"] == "quick" and d["version"]
         for c in d["comparisons"]:
             assert c["detectable_relative"] is None or c["detectable_relative"] >= 0
+
+
+@pytest.mark.slow
+def test_remf_y3_figure_draws_the_result(results) -> None:
+    """The figure is registered and draws, from the REM-F data only, the simulated y3 per T on
+    both panels and the PD moment (0 below beta_c, through the kink at sqrt 2)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from sim.figures import FIGURES, remf_y3
+
+    assert FIGURES["remf_y3"] == ("REM-F", remf_y3)
+    remf = results["REM-F"]
+    fig = remf_y3(remf)
+    left, right = fig.axes[:2]
+    rows = remf.data["rows"]
+    drawn = sorted(y for c in left.containers for y in c.lines[0].get_ydata())
+    assert drawn == pytest.approx(sorted(r["y3"] for r in rows))
+    (pd_line,) = [ln for ln in right.get_lines() if ln.get_linestyle() == "--"]
+    x, y = np.asarray(pd_line.get_xdata()), np.asarray(pd_line.get_ydata())
+    assert np.all(y[x <= 2**0.5] == 0) and np.all(y[x > 2**0.5] > 0)
+    for r in rows:
+        if r["beta"] in x:
+            assert y[list(x).index(r["beta"])] == pytest.approx(r["y3_asymptotic"])
+    plt.close(fig)

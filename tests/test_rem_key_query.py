@@ -338,3 +338,115 @@ def test_input_validation() -> None:
         kq.row_overlap_general(16, -0.5, 1.0, 0.5)
     with pytest.raises(ValueError, match="takes T, d_k, beta, rho"):
         predictions.get("remf_overlap_key_query")(T=16, beta=1.0, rho=0.2)
+
+
+# ----------------------------------------------------------------------------- higher moments
+
+
+def _mp_moment_two_tokens(kk: int, d_k: int, sigma: float) -> float:
+    """T = 2: ``Y_k = a(u)^k + a(-u)^k`` (``a`` logistic) with the score difference
+    ``u = sigma sqrt(2) X``, ``X = Z sqrt(V)``, ``V ~ chi2_{d_k}/d_k``: ``X`` is variance-gamma,
+    density ``2 (|x|/sqrt(d_k))^nu K_nu(sqrt(d_k) |x|)/(sqrt(2 pi) Gamma(d_k/2) (2/d_k)^{d_k/2})``,
+    ``nu = (d_k - 1)/2``. One mpmath integral over ``x`` at 15 digits (no chi2 rule, no Laplace
+    transform)."""
+    with mpmath.workdps(15):
+        n = mpmath.mpf(d_k)
+        nu = (n - 1) / 2
+        c = 2 / (mpmath.sqrt(2 * mpmath.pi) * mpmath.gamma(n / 2) * (2 / n) ** (n / 2))
+        dens = lambda x: c * (x / mpmath.sqrt(n)) ** nu * mpmath.besselk(nu, mpmath.sqrt(n) * x)
+        sd = mpmath.sqrt(2) * sigma
+        a = lambda u: 1 / (1 + mpmath.exp(-u))
+        norm = 2 * mpmath.quad(dens, [0, 1, 10, mpmath.inf])
+        assert abs(norm - 1) < 1e-12
+        return float(2 * mpmath.quad(lambda x: dens(x) * (a(sd * x) ** kk + a(-sd * x) ** kk),
+                                     [0, 1, 10, mpmath.inf]))
+
+
+@pytest.mark.parametrize("kk,d_k,sigma", [(3, 1, 1.5), (3, 2, 3.0), (4, 4, 6.0), (3, 16, 0.7),
+                                          (5, 16, 4.0)])
+def test_moment_mixture_matches_mpmath_for_two_tokens(kk: int, d_k: int, sigma: float) -> None:
+    exact = _mp_moment_two_tokens(kk, d_k, sigma)
+    got = kq.key_query_ipr_moment(kk, 2, d_k, sigma)
+    assert got == pytest.approx(exact, rel=1e-8, abs=0)
+    assert got * (1 + 1e-6) != pytest.approx(exact, rel=1e-8, abs=0)  # mutation twin
+
+
+def test_moment_mixture_limits_and_refinement() -> None:
+    """k = 2 is E ipr; d_k -> inf is rem.ipr_moment_exact with an O(1/d_k) correction; k = 1 is
+    the normalisation; a finer chi2 rule changes nothing; Y_k decreases in k."""
+    T, beta, rho = 64, 2.0, 0.3
+    sigma = rem.score_std(T, beta, 1.0, rho)
+    for d_k in (3, 16, 64, 1024):
+        assert kq.key_query_ipr_moment(2, T, d_k, sigma) == pytest.approx(
+            kq.key_query_row_statistics(T, d_k, sigma).ipr, rel=1e-9, abs=0)
+        assert kq.key_query_ipr_moment(1, T, d_k, sigma) == pytest.approx(1.0, abs=1e-11)
+        value, level = kq._moment_mixture(3.0, T, d_k, sigma, kq._MIXTURE_TOL)
+        assert value == pytest.approx(kq._moment_level(3.0, T, d_k, sigma, level + 2), rel=1e-9)
+        moments = [kq.key_query_ipr_moment(k, T, d_k, sigma) for k in (2, 3, 4, 6)]
+        assert np.all(np.diff(moments) < 0)
+    assert float(kq.ipr_moment_key_query(2, T, 64, beta, rho)) == pytest.approx(
+        float(kq.ipr_key_query(T, 64, beta, rho)), rel=1e-9, abs=0)
+    base = rem.ipr_moment_exact(3, T, sigma)
+    assert kq.key_query_ipr_moment(3, T, math.inf, sigma) == base
+    assert float(kq.ipr_moment_key_query(3, T, math.inf, beta, rho)) == float(
+        rem.ipr_moment_finite(3, T, beta, rho))
+    gaps = [kq.key_query_ipr_moment(3, T, d_k, sigma) - base for d_k in (256, 1024, 4096)]
+    assert abs(gaps[0]) > abs(gaps[1]) > abs(gaps[2]) > 0
+    assert gaps[0] / gaps[1] == pytest.approx(4, rel=0.05)
+    assert gaps[1] / gaps[2] == pytest.approx(4, rel=0.02)
+    assert kq.key_query_ipr_moment(3, T, 8, 0.0) == pytest.approx(1 / T**2, rel=1e-15)
+
+
+def _key_query_rows(T: int, d_k: int, beta: float, rho: float, rows: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Softmax rows (rows x T) of real key-query attention: simplex tokens
+    ``x_t = sqrt(d) (sqrt(rho) e_0 + sqrt(1 - rho) e_{t+1})`` in ``d = T + 1`` dimensions, fresh
+    ``W_Q, W_K`` (``d x d_k``, entries ``N(0, beta sqrt(ln T)/d)``) per row, query token 0,
+    scores ``(x_0 W_Q) . (x_s W_K)/sqrt(d_k)``."""
+    d = T + 1
+    x = np.zeros((T, d))
+    x[:, 0] = math.sqrt(rho)
+    x[np.arange(T), np.arange(1, T + 1)] = math.sqrt(1 - rho)
+    x *= math.sqrt(d)
+    qk = math.sqrt(beta * math.sqrt(math.log(T)) / d)
+    wq = qk * rng.standard_normal((rows, d, d_k))
+    wk = qk * rng.standard_normal((rows, d, d_k))
+    g = np.einsum("i,rij->rj", x[0], wq)
+    keys = np.einsum("si,rij->rsj", x, wk)
+    return _softmax(np.einsum("rj,rsj->rs", g, keys) / math.sqrt(d_k))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("T,d_k,beta,rho", [(16, 8, 2.0, 0.3), (32, 4, 3.0, 0.0)])
+def test_moment_matches_monte_carlo_of_key_query_rows(T: int, d_k: int, beta: float,
+                                                      rho: float) -> None:
+    rows = 20000
+    a = _key_query_rows(T, d_k, beta, rho, rows, np.random.default_rng(T * d_k))
+    for kk in (3, 4):
+        sample = (a**kk).sum(axis=1)
+        pred = float(predictions.get("remf_ipr_moment_key_query")(k=kk, T=T, d_k=d_k, beta=beta,
+                                                                  rho=rho))
+        d_inf = float(rem.ipr_moment_finite(kk, T, beta, rho))
+        mean, se = sample.mean(), sample.std(ddof=1) / math.sqrt(rows)
+        assert abs(mean - pred) < 5 * se, (kk, mean, pred, se)
+        assert abs(mean - 1.1 * pred) > 5 * se  # mutation twin: 10% off is detected
+        assert abs(mean - d_inf) > 5 * se  # the d -> inf theory misses at small d_k
+
+
+def test_moment_registry_and_validation() -> None:
+    pred = predictions.get("remf_ipr_moment_key_query")
+    assert pred.claim == "REM-F" and pred.params == ("k", "T", "d_k", "beta", "rho")
+    assert pred.latex and "d_k" in pred.assumptions
+    table = pred(k=np.array([2.0, 3.0])[:, None], T=16, d_k=np.array([16.0, np.inf])[None, :],
+                 beta=1.5, rho=0.2)
+    assert table.shape == (2, 2)
+    assert table[0, 0] == pytest.approx(float(kq.ipr_key_query(16, 16, 1.5, 0.2)), rel=1e-9)
+    assert table[1, 1] == float(rem.ipr_moment_finite(3, 16, 1.5, 0.2))
+    with pytest.raises(ValueError, match="k=0.5"):
+        kq.ipr_moment_key_query(0.5, 16, 8, 1.0)
+    with pytest.raises(ValueError, match="d_k=0"):
+        kq.ipr_moment_key_query(3, 16, 0, 1.0)
+    with pytest.raises(ValueError, match="rho=1.5"):
+        kq.ipr_moment_key_query(3, 16, 8, 1.0, 1.5)
+    with pytest.raises(ValueError, match="takes k, T, d_k, beta, rho"):
+        pred(T=16, d_k=8, beta=1.0, rho=0.2)

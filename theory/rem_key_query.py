@@ -23,7 +23,9 @@ The rows of ``g`` over the ``d_k`` coordinates are i.i.d. ``N(0, qk^2 d C)``,
 
 - one row: ``T`` i.i.d. scores of standard deviation ``sigma sqrt(V)``, ``V = W_11/d_k ~
   chi2_{d_k}/d_k``, so ``E ipr``, ``E ipr^2``, ``E entropy`` are ``E_V`` of
-  ``rem.row_statistics(T, sigma sqrt(V))`` (``key_query_row_statistics``);
+  ``rem.row_statistics(T, sigma sqrt(V))`` (``key_query_row_statistics``), and the higher
+  moments ``E Y_k = E sum_s A_ts^k`` are ``E_V`` of ``rem.ipr_moment_exact(k, T, sigma sqrt(V))``
+  (``key_query_ipr_moment``);
 - two rows: score pairs i.i.d. over ``s`` with standard deviations ``sigma sqrt(W_11/d_k)``,
   ``sigma sqrt(W_22/d_k)`` and correlation ``W_12/sqrt(W_11 W_22)`` (of either sign), so
   ``E overlap`` is ``E_W`` of the overlap of rows with unequal standard deviations
@@ -370,6 +372,41 @@ def _row_mixture(T: int, d_k: int, sigma: float, tol: float) -> tuple[RowStatist
     return RowStatistics(T, sigma, *(float(f) for f in fields)), level
 
 
+def key_query_ipr_moment(kk: float, T: int, d_k: int | float | None, score_std: float, *,
+                         tol: float = _MIXTURE_TOL) -> float:
+    """Exact ``E Y_k = E sum_s A_ts^k`` (``k >= 1``) of one softmax row of a key-query head of
+    dimension ``d_k`` (REM-F at finite ``d``): the ``chi2_{d_k}/d_k`` mixture
+    ``E_V[rem.ipr_moment_exact(k, T, score_std sqrt(V))]`` of the Laplace identity
+    ``1/S^k = int t^{k-1} e^{-tS} dt/Gamma(k)``, ``score_std`` the ``d -> inf`` score standard
+    deviation ``beta sqrt(ln T (1 - rho))``. ``k = 2`` is ``E ipr``; ``d_k = inf`` (or ``None``)
+    is ``rem.ipr_moment_exact(k, T, score_std)``."""
+    T = _check_t(T)
+    dk = _check_dk(d_k)
+    sigma = _check_std("score_std", score_std)
+    k_ = float(kk)
+    if not (math.isfinite(k_) and k_ >= 1.0):
+        raise ValueError(f"k={kk!r} must be finite and >= 1")
+    if dk == math.inf or sigma == 0.0:
+        return rem.ipr_moment_exact(k_, T, sigma)
+    return _moment_mixture(k_, T, dk, sigma, float(tol))[0]
+
+
+def _moment_level(kk: float, T: int, d_k: int, sigma: float, level: int) -> float:
+    """``E_V rem.ipr_moment_exact(k, T, sigma sqrt(V))`` by the chi2 rule at ``level`` (the same
+    nodes as ``_row_level``, so the cached REM-F grids are shared)."""
+    shape = d_k / 2
+    x, w = _gamma_expectation_rule(shape, level)
+    return float(w @ np.array([rem.ipr_moment_exact(kk, T, sigma * math.sqrt(xi / shape))
+                               for xi in x]))
+
+
+@lru_cache(maxsize=4096)
+def _moment_mixture(kk: float, T: int, d_k: int, sigma: float, tol: float) -> tuple[float, int]:
+    value, level = _refine(lambda lv: _moment_level(kk, T, d_k, sigma, lv), _row_start(d_k),
+                           len(_levels(d_k / 2)), tol, "key_query_ipr_moment")
+    return float(value), level
+
+
 # ----------------------------------------------------------------------------- two rows
 
 def _wishart_nodes(d_k: int, rho: float, level: int, drop: float) -> np.ndarray:
@@ -490,6 +527,18 @@ def entropy_ratio_key_query(T: Values, d_k: Values, beta: Values, rho: Values = 
                        beta, rho)
 
 
+def ipr_moment_key_query(k: Values, T: Values, d_k: Values, beta: Values,
+                         rho: Values = 0.0) -> Values:
+    """Exact ``E Y_k = E sum_s A_ts^k`` (``k >= 1``) of a key-query softmax row at finite ``T``
+    and head dimension ``d_k`` (simplex tokens with cosine ``rho``; broadcasts over all
+    arguments; ``k = 2`` is ``ipr_key_query``, ``d_k = inf`` is ``rem.ipr_moment_finite``)."""
+    def one(kk, t, dk, b, r):
+        kk, t, dk, b, r = (float(v) for v in (kk, t, dk, b, r))  # plain floats in messages
+        Ti, dki, bb, rr = _check_t(t), _check_dk(dk), _check_std("beta", b), _check_rho(r)
+        return key_query_ipr_moment(kk, Ti, dki, score_std(Ti, bb, 1.0, rr))
+    return _vectorised(one, k, T, d_k, beta, rho)
+
+
 def _overlap_one(T: float, d_k: float, beta: float, rho: float) -> float:
     T, d_k, beta, rho = (float(v) for v in (T, d_k, beta, rho))  # plain floats in messages
     Ti, dk, b, r = _check_t(T), _check_dk(d_k), _check_std("beta", beta), _check_rho(rho)
@@ -538,11 +587,11 @@ def derive_general_overlap_representation() -> tuple[sp.Expr, tuple[sp.Symbol, .
 
 @cache
 def derive_key_query_representations() -> dict[str, sp.Expr]:
-    """REM-F at finite ``d_k`` as unevaluated integrals: ``ipr`` and ``entropy`` (per ``ln T``)
-    over ``V ~ chi2_{d_k}/d_k``; ``overlap`` over the two squared lengths ``c_1^2, c_2^2 ~
-    chi2_{d_k}`` and the angle cosine ``u`` of two independent ``N(0, I_{d_k})`` vectors
-    ``h_1, h_2``, with ``g_t = a h_1 + b h_2``, ``g_t' = b h_1 + a h_2`` (``[[a, b], [b, a]] =
-    C^{1/2}``), ``W = (g_i . g_j)``."""
+    """REM-F at finite ``d_k`` as unevaluated integrals: ``ipr``, ``moment`` (``E Y_k``) and
+    ``entropy`` (per ``ln T``) over ``V ~ chi2_{d_k}/d_k``; ``overlap`` over the two squared
+    lengths ``c_1^2, c_2^2 ~ chi2_{d_k}`` and the angle cosine ``u`` of two independent
+    ``N(0, I_{d_k})`` vectors ``h_1, h_2``, with ``g_t = a h_1 + b h_2``,
+    ``g_t' = b h_1 + a h_2`` (``[[a, b], [b, a]] = C^{1/2}``), ``W = (g_i . g_j)``."""
     v = sp.Symbol("V", positive=True)
     chi2 = ((_DK / 2) ** (_DK / 2) * v ** (_DK / 2 - 1) * sp.exp(-_DK * v / 2)
             / sp.gamma(_DK / 2))
@@ -563,7 +612,7 @@ def derive_key_query_representations() -> dict[str, sp.Expr]:
                           r: w12 / sp.sqrt(w11 * w22)})
     overlap_expr = sp.Integral(inner * chi(c1) * chi(c2) * angle, (c1, 0, sp.oo),
                                (c2, 0, sp.oo), (u, -1, 1))
-    return {"ipr": mixture(_LAPLACE["ipr"]),
+    return {"ipr": mixture(_LAPLACE["ipr"]), "moment": mixture(_LAPLACE["moment"]),
             "entropy": mixture(_LAPLACE["entropy"]) / sp.log(rem.T),
             "overlap": overlap_expr}
 
@@ -580,6 +629,11 @@ register(Prediction(
     "exact E sum_s A_ts^2 of a key-query softmax row at finite T and head dimension d_k "
     "(chi2_{d_k}/d_k mixture of the REM-F row integral)",
     ("T", "d_k", "beta", "rho"), _ASSUMPTIONS, ipr_key_query, _KQ["ipr"]))
+register(Prediction(
+    "remf_ipr_moment_key_query", "REM-F",
+    "exact E sum_s A_ts^k (k >= 1) of a key-query softmax row at finite T and head dimension "
+    "d_k (chi2_{d_k}/d_k mixture of the REM-F Laplace integral of 1/S^k)",
+    ("k", "T", "d_k", "beta", "rho"), _ASSUMPTIONS, ipr_moment_key_query, _KQ["moment"]))
 register(Prediction(
     "remf_entropy_key_query", "REM-F",
     "exact E[row entropy]/ln T of a key-query softmax row at finite T and head dimension d_k "
