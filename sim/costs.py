@@ -38,6 +38,8 @@ from sim.sweep import Point
 TARGET = 0.01
 #: fewest samples a probe keeps, so that its values carry a per-sample spread
 MIN_SAMPLES = 8
+#: relative jitter of the tiled probe values (``_probe_sweep``)
+JITTER = 1e-15
 
 
 @dataclass
@@ -118,9 +120,11 @@ def _probe_sweep(cost: Cost, min_samples: int = MIN_SAMPLES) -> Any:
             cost.other_s -= time.process_time() - start  # not the claim's own work
             n = small.samples
             values = np.tile(small.values, (-(-point.samples // n), 1, 1))[:point.samples]
-            # a relative jitter of 1e-6 keeps standard errors positive, so statistics run on
+            # a relative jitter of a few ulps keeps standard errors positive, so statistics run
+            # on; it must stay far below any scale a claim resolves (PM-1 takes sqrt(1 - a^2) of
+            # alignments a within 5e-13 of 1: a 1e-6 jitter pushed them past 1)
             jitter = np.random.default_rng(cost.points).standard_normal(values.shape)
-            values = values * (1.0 + 1e-6 * jitter)
+            values = values * (1.0 + JITTER * jitter)
             results.append(Result(point.config, point.samples, point.seed, values, point.kind))
         return results
 

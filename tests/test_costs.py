@@ -45,3 +45,17 @@ def test_probe_projects_the_full_standard_error() -> None:
     projected, actual = probe.estimate("cosine", 1).se, full.estimate("cosine", 1).se
     assert probe.samples == point.samples
     assert 0.6 < projected / actual < 1.6
+
+
+def test_probe_jitter_keeps_resolved_scales(monkeypatch) -> None:
+    """PM-1 fits rates to ``sqrt(1 - a^2)`` of alignments ``a`` within 5e-13 of 1: the probes'
+    positivity jitter must not push them past 1 (a 1e-6 jitter did, and every projection of the
+    claim failed with a NaN standard error)."""
+    import math
+
+    import sim.costs
+
+    cost = estimate("PM-1", "quick")
+    assert cost.detectable and all(math.isfinite(v) for _, v in cost.detectable)
+    monkeypatch.setattr(sim.costs, "JITTER", 1e-6)
+    assert not estimate("PM-1", "quick").detectable  # the twin: the old jitter breaks it
