@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sim.claims.gap import gap3_points
 from sim.config import Config
 from sim.costs import estimate, format_costs, point_seconds
@@ -47,6 +49,8 @@ def test_probe_projects_the_full_standard_error() -> None:
     assert 0.6 < projected / actual < 1.6
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning",
+                            "ignore:invalid value:RuntimeWarning")  # the twin's log(0)
 def test_probe_jitter_keeps_resolved_scales(monkeypatch) -> None:
     """PM-1 fits rates to ``sqrt(1 - a^2)`` of alignments ``a`` within 5e-13 of 1: the probes'
     positivity jitter must not push them past 1 (a 1e-6 jitter did, and every projection of the
