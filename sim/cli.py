@@ -177,9 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not write; exit 1 if theory/_generated/ differs from a fresh "
                           "derivation")
 
-    pre = sub.add_parser("predict", help="evaluate a registered prediction")
-    pre.add_argument("name", nargs="?", help="prediction name (omit to list them)")
+    pre = sub.add_parser(
+        "predict", help="evaluate a registered prediction",
+        description="Evaluate a registered prediction, e.g. `sigprop predict ipr --T 512 --d 512 "
+                    "--beta 2 --json`. Parameters are given as --KEY VALUE, --KEY=VALUE or "
+                    "KEY=VALUE; `sigprop predict --list` names the predictions and their "
+                    "parameters.")
+    pre.add_argument("name", nargs="?", help="prediction name (omit, or --list, to list them)")
     pre.add_argument("params", nargs="*", metavar="KEY=VALUE", help="parameters, e.g. T=64")
+    pre.add_argument("--list", action="store_true", help="list the predictions and exit")
     pre.add_argument("--json", action="store_true")
 
     fig = sub.add_parser("figures", help="write every figure to figures/ (PNG and PDF)")
@@ -274,19 +280,36 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_values(items: Sequence[str]) -> list[str]:
+    """``KEY=VALUE`` items from ``KEY=VALUE``, ``--KEY=VALUE`` and ``--KEY VALUE`` forms."""
+    out: list[str] = []
+    it = iter(items)
+    for item in it:
+        if not item.startswith("--"):
+            out.append(item)
+        elif "=" in item:
+            out.append(item[2:])
+        else:
+            value = next(it, None)
+            if value is None or value.startswith("--"):
+                raise UsageError(f"parameter {item!r} needs a value (--KEY VALUE)")
+            out.append(f"{item[2:]}={value}")
+    return out
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from theory import predictions
 
-    if not args.name:
+    if args.list or not args.name:
         for name, p in sorted(predictions.all_predictions().items()):
             print(f"{name:34s} {p.claim:6s} ({', '.join(p.params)}): {p.description}")
         return 0
     prediction = predictions.get(args.name)
     values: dict[str, float] = {}
-    for item in args.params:
+    for item in _key_values(args.params):
         key, sep, text = item.partition("=")
         if not sep:
-            raise UsageError(f"parameter {item!r} must look like KEY=VALUE")
+            raise UsageError(f"parameter {item!r} must look like KEY=VALUE or --KEY VALUE")
         try:
             values[key.replace("-", "_")] = float(text)
         except ValueError:  # categorical parameters such as norm=post
@@ -295,6 +318,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if not values["T"].is_integer() or values["T"] < 2:
             raise UsageError(f"parameter T: {values['T']!r} must be an integer >= 2")
         values["T"] = int(values["T"])
+    for key in ("d", "d_k", "depth"):  # sizes print as integers
+        if isinstance(values.get(key), float) and values[key].is_integer():
+            values[key] = int(values[key])
     raw = np.asarray(prediction(**values), dtype=float)
     value = raw.tolist() if raw.ndim else float(raw)
     if args.json:
@@ -339,7 +365,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sigprop``; returns the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and getattr(args, "command", None) == "predict":
+            args.params = list(args.params) + extra  # --KEY VALUE parameters
+        elif extra:
+            parser.parse_args(argv)  # the usual error (exit 2) for unknown arguments
         for name in ("samples", "seed"):
             value = getattr(args, name, None)
             if value is not None and value < (1 if name == "samples" else 0):

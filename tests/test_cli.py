@@ -64,7 +64,45 @@ def test_predict(capsys) -> None:
     assert code == 0 and float(out) == 1.0
 
 
+def test_predict_layer_ipr_and_entropy_forms_and_list(capsys) -> None:
+    """``sigprop predict ipr --T 64 --d 64 --beta 2 --json`` (the issue's form), ``--KEY=VALUE``
+    and ``KEY=VALUE`` give the same value; ``--list`` names ``ipr`` and ``entropy`` with their
+    parameters and the asymptotic variants under their own names."""
+    code, out, _ = _run(capsys, "predict", "ipr", "--T", "64", "--d", "64", "--beta", "2",
+                        "--json")
+    obj = json.loads(out)
+    assert code == 0 and obj["name"] == "ipr"
+    assert obj["params"] == {"T": 64, "d": 64, "beta": 2.0}
+    for argv in (["predict", "ipr", "--T=64", "--d=64", "--beta=2"],
+                 ["predict", "ipr", "T=64", "d=64", "beta=2"]):
+        code, out, _ = _run(capsys, *argv)
+        assert code == 0 and float(out) == obj["value"]
+    code, out, _ = _run(capsys, "predict", "--list")
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert code == 0 and "(T, d, beta)" in lines["ipr"] and "(T, d, beta)" in lines["entropy"]
+    assert "rem2_ipr_asymptotic" in lines and "rem1_entropy_asymptotic" in lines
+
+
+def test_predict_layer_values_match_the_engine(capsys) -> None:
+    """``predict ipr`` and ``predict entropy`` (nats) against the engine's ``kind="rows"`` of the
+    same layer (one head, orthogonal tokens, ``d = T``), within 5 SE; their 1.1x twins are
+    rejected."""
+    from sim.config import Config
+    from sim.montecarlo import simulate
+
+    result = simulate(Config(T=16, d=16, depth=1, mlp=False, norm="none", beta=2.0), 4000,
+                      seed=3, kind="rows", progress=False)
+    for name in ("ipr", "entropy"):
+        code, out, _ = _run(capsys, "predict", name, "--T", "16", "--d", "16", "--beta", "2")
+        est = result.estimate(name, 0)
+        assert code == 0 and abs(float(out) - est.mean) < 5 * est.se
+        assert abs(1.1 * float(out) - est.mean) > 5 * est.se
+
+
 @pytest.mark.parametrize("argv,needle", [
+    (["predict", "ipr", "--T", "512", "--d", "64", "--beta", "2"], "T <= d"),
+    (["predict", "ipr", "--T", "64", "--d"], "needs a value"),
+    (["predict", "ipr", "--T", "64", "--d", "64"], "missing: beta"),
     (["run", "--T", "1"], "T=1"),
     (["run", "--T", "16", "--d", "8"], "isometric"),
     (["run", "--norm", "bogus"], "norm='bogus'"),

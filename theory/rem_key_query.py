@@ -654,3 +654,44 @@ register(Prediction(
     cosine_ratio_key_query,
     rem.derive_cosine_ratio().subs({rem.overlap: sp.Function("E_overlap")(*_KQ_ARGS),
                                     rem.ipr: sp.Function("E_ipr")(*_KQ_ARGS)})))
+
+
+# ----------------------------------------------------------------------------- short names
+# ``sigprop predict ipr --T 512 --d 512 --beta 2``: the most exact theory of one key-query
+# softmax layer (one head, d_k = d) on orthogonal tokens with |x|^2 = d. Asymptotic variants
+# keep their own names (rem2_ipr_asymptotic, rem1_entropy_asymptotic).
+
+def _check_orthogonal(T: Values, d: Values) -> None:
+    if np.any(np.asarray(T, dtype=float) > np.asarray(d, dtype=float)):
+        raise ValueError(f"T={T!r} orthogonal tokens need T <= d, got d={d!r}")
+
+
+def layer_ipr(T: Values, d: Values, beta: Values) -> Values:
+    """Exact ``E sum_s A_ts^2`` of one key-query softmax layer with one head (``d_k = d``) on
+    orthogonal tokens with ``|x|^2 = d`` (``ipr_key_query`` at ``rho = 0``)."""
+    _check_orthogonal(T, d)
+    return ipr_key_query(T, d, beta, 0.0)
+
+
+def layer_entropy(T: Values, d: Values, beta: Values) -> Values:
+    """Exact mean row entropy (nats) of one key-query softmax layer with one head (``d_k = d``)
+    on orthogonal tokens with ``|x|^2 = d``: ``ln T`` times ``entropy_ratio_key_query``."""
+    _check_orthogonal(T, d)
+    return np.log(np.asarray(T, dtype=float)) * entropy_ratio_key_query(T, d, beta, 0.0)
+
+
+_LAYER = ("one key-query softmax layer, one head (d_k = d), W_Q, W_K with i.i.d. "
+          "N(0, beta sqrt(ln T)/d) entries, orthogonal tokens with |x|^2 = d (T <= d); exact at "
+          "finite T and d")
+register(Prediction(
+    "ipr", "REM-F",
+    "E sum_s A_ts^2 of one key-query softmax layer at finite T and d (the exact theory; "
+    "asymptotic: rem2_ipr_asymptotic)",
+    ("T", "d", "beta"), _LAYER, layer_ipr,
+    _KQ["ipr"].subs({_DK: sp.Symbol("d", positive=True), rem.rho: 0})))
+register(Prediction(
+    "entropy", "REM-F",
+    "mean row entropy (nats) of one key-query softmax layer at finite T and d (the exact theory; "
+    "asymptotic, per ln T: rem1_entropy_asymptotic)",
+    ("T", "d", "beta"), _LAYER, layer_entropy,
+    (sp.log(rem.T) * _KQ["entropy"]).subs({_DK: sp.Symbol("d", positive=True), rem.rho: 0})))
