@@ -252,9 +252,13 @@ RS5 = register(Claim(
 # ----------------------------------------------------------------------------- RS-6
 
 RS6_GRIDS: dict[str, dict[str, Any]] = {
-    "quick": {"depth_samples": 100, "width_samples": 200, "rows_samples": 200},
-    "book": {"depth_samples": 200, "width_samples": 400, "rows_samples": 400},
-    "full": {"depth_samples": 2000, "width_samples": 4000, "rows_samples": 4000},
+    "quick": {"depth_samples": 100, "width_samples": 200, "rows_samples": 200,
+              "hcni_samples": 6000},
+    "book": {"depth_samples": 200, "width_samples": 400, "rows_samples": 400,
+             "hcni_samples": 8000},
+    # hcni: d = 64 recoveries (about 2 ms each); 150,000 project the PG-OP ratio to ~1%
+    "full": {"depth_samples": 2000, "width_samples": 4000, "rows_samples": 4000,
+             "hcni_samples": 150000},
 }
 DEPTH_L, WIDTH_T, ROWS_T, BETA_HOT, BETA_COLD = 12, 64, 64, 3.0, 0.5
 
@@ -303,7 +307,7 @@ def run_rs6(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                  "broken_se": sr.se / WIDTH_T, "fixed": perp.mean, "fixed_se": perp.se,
                  "calibrated": False})
     # HCNI: recovery error / its no-gate prediction, plain vs PG-OP
-    r = _recovery(64, GRIDS[check_profile(profile)]["rec_samples"])
+    r = _recovery(64, RS6_GRIDS[check_profile(profile)]["hcni_samples"])
     e_plain = estimate(r["norm_plain"])
     diff = estimate(r["norm_pgop"] - r["gate_factor"])
     factor = float(np.mean(r["gate_factor"]))
