@@ -369,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra and getattr(args, "command", None) == "predict":
             args.params = list(args.params) + extra  # --KEY VALUE parameters
         elif extra:
-            parser.parse_args(argv)  # the usual error (exit 2) for unknown arguments
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         for name in ("samples", "seed"):
             value = getattr(args, name, None)
             if value is not None and value < (1 if name == "samples" else 0):

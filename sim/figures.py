@@ -79,7 +79,7 @@ def _side_by_side(result: ClaimResult, rows: list[dict], value: str, se: str,
                   asymptotic: Callable[[np.ndarray], np.ndarray], ylabel: str,
                   title: str) -> Figure:
     """Simulation per ``T`` against ``beta``: left with the finite theory, right with the
-    asymptotic law (drawn through ``beta_c = sqrt 2``, where it has a kink); stamped with
+    asymptotic law (drawn through ``beta_c``, where it has a kink); stamped with
     ``result``'s provenance."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
     groups = _by(rows, "T")
@@ -93,7 +93,10 @@ def _side_by_side(result: ClaimResult, rows: list[dict], value: str, se: str,
             ax.errorbar(b, [r[value] for r in sub], yerr=[r[se] for r in sub], fmt="o",
                         color=color, ms=4, capsize=2, label=f"simulation, T={T}")
         left.plot(dense, finite(T, dense), "-", color=color, lw=1.2)
-    kinked = np.union1d(dense, [np.sqrt(2)] if dense[0] < np.sqrt(2) < dense[-1] else [])
+    from theory import rem
+
+    beta_c = float(rem._generated().beta_c(1.0, 0.0))  # orthogonal tokens
+    kinked = np.union1d(dense, [beta_c] if dense[0] < beta_c < dense[-1] else [])
     right.plot(kinked, asymptotic(kinked), "k--", lw=1.2, label="asymptotic (T -> inf)")
     left.plot([], [], "k-", lw=1.2, label="finite-(T, d) theory")
     left.set(xlabel=r"$\beta$", ylabel=ylabel, title=f"{title}: finite-(T, d) theory")
@@ -131,7 +134,7 @@ def remf_y3(result: ClaimResult) -> Figure:
     return _side_by_side(
         result, rows, "y3", "y3_se",
         lambda T, b: [key_query_moment(3, T, T, x, 0.0) for x in b],
-        lambda b: [rem._pd_moment_value(3, x, 0.0) for x in b],
+        lambda b: [rem.pd_moment(3, x, 0.0) for x in b],
         r"$\mathbb{E}\,\sum_s A_{ts}^3$", "E Y3")
 
 

@@ -47,7 +47,7 @@ def test_pd_moments_reduce_to_one_minus_m() -> None:
 
 
 def test_pd_moment_evaluator_matches_the_derivation() -> None:
-    """``_pd_moment_value`` (gammaln; used for REM-2's Y3 law) against the sympy expression
+    """``pd_moment`` (gammaln; used for REM-2's Y3 law) against the sympy expression
     ``derive_ipr_moment_asymptotic`` on both sides of beta_c (LN'd tokens, q = 1, p = rho)."""
     expr = rem.derive_ipr_moment_asymptotic().subs({rem.q: 1, rem.p: rem.rho})
     for kk in (3, 4, 2.5):
@@ -55,7 +55,7 @@ def test_pd_moment_evaluator_matches_the_derivation() -> None:
             bc = float(rem._generated().beta_c(1.0, rho))
             for beta in (0.5 * bc, 0.99 * bc, 1.01 * bc, 2.0, 4.0):
                 exact = float(expr.subs({rem.k: kk, rem.beta: beta, rem.rho: rho}).evalf(30))
-                assert rem._pd_moment_value(kk, beta, rho) == pytest.approx(exact, rel=1e-12,
+                assert rem.pd_moment(kk, beta, rho) == pytest.approx(exact, rel=1e-12,
                                                                             abs=1e-300)
 
 
@@ -279,7 +279,7 @@ def test_finite_t_y3_approaches_the_poisson_dirichlet_moment() -> None:
     """REM-2's E Y3 law: the exact finite-T E Y3 tends to the PD(beta_c/beta) moment (0 below
     beta_c), the gap shrinking monotonically over 30 decades of T."""
     for beta in (0.5, 1.0, 2.0, 3.0):
-        pd = rem._pd_moment_value(3, beta, 0.0)
+        pd = rem.pd_moment(3, beta, 0.0)
         gaps = [abs(rem.ipr_moment_exact(3, T, rem.score_std(T, beta)) - pd)
                 for T in (2**6, 2**12, 2**24, 2**48, 2**96)]
         assert np.all(np.diff(gaps) < 0)

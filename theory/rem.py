@@ -862,7 +862,9 @@ def _quiet(fn: Callable[..., float]) -> Callable[..., float]:
     return wrapped
 
 
-def _pd_moment_value(kk: float, beta_: float, rho_: float) -> float:
+def pd_moment(kk: float, beta_: float, rho_: float) -> float:
+    """``lim E Y_k`` (``derive_ipr_moment_asymptotic``) for LN'd tokens of cosine ``rho_``:
+    0 below ``beta_c``, the Poisson-Dirichlet(``beta_c/beta``) moment above (by ``gammaln``)."""
     bc = float(_generated().beta_c(1.0, rho_))
     if kk == 1:
         return 1.0
@@ -913,7 +915,7 @@ register(Prediction(
     "rem2_moment_asymptotic", "REM-2",
     "E sum_s A_ts^k: 0 below beta_c, Gamma(k-m)/(Gamma(k) Gamma(1-m)), m = beta_c/beta, above",
     ("k", "beta", "rho"), "T -> infinity; k > 1; Poisson-Dirichlet(m) weights",
-    lambda k, beta, rho: _vectorised(_pd_moment_value, k, beta, rho),
+    lambda k, beta, rho: _vectorised(pd_moment, k, beta, rho),
     derive_ipr_moment_asymptotic().subs(_LN_TOKENS)))
 register(Prediction(
     "rem3_cosine_map", "REM-3",

@@ -246,7 +246,7 @@ def rows_data(profile: str, executor: Any = "serial") -> dict[str, Any]:
                 "ipr_gaussian": float(rem.ipr_finite(T, b, 0.0)),
                 "entropy_gaussian": float(rem.entropy_ratio_finite(T, b, 0.0)),
                 "ipr_asymptotic": float(rem._generated().ipr_asymptotic(b, 1.0, 0.0)),
-                "y3_asymptotic": rem._pd_moment_value(3, b, 0.0),
+                "y3_asymptotic": rem.pd_moment(3, b, 0.0),
                 "entropy_asymptotic": float(rem._generated().entropy_ratio_asymptotic(b, 1.0,
                                                                                        0.0)),
                 "_est": {"entropy_ratio": ent, "ipr": ipr, "overlap": ov, "y3": y3}})
