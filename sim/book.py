@@ -48,9 +48,12 @@ def ledger_markdown(profile: str | None = None) -> str:
 CHAPTER_ORDER = ("GAP", "REM", "PM", "SD", "CW", "RS")
 
 
-def _chapter_order(result: ClaimResult) -> int:
-    prefix = result.id.split("-")[0]
-    return CHAPTER_ORDER.index(prefix) if prefix in CHAPTER_ORDER else len(CHAPTER_ORDER)
+def _chapter_order(result: ClaimResult) -> tuple[int, int]:
+    """(chapter, number): ``GAP-2`` before ``GAP-10``; a lettered id (``REM-F``, the chapter's
+    foundation) first in its chapter."""
+    prefix, _, suffix = result.id.partition("-")
+    chapter = CHAPTER_ORDER.index(prefix) if prefix in CHAPTER_ORDER else len(CHAPTER_ORDER)
+    return chapter, int(suffix) if suffix.isdigit() else -1
 
 
 def _escape(text: str) -> str:

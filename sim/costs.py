@@ -10,8 +10,12 @@ The probes also project what the profile can *detect*. Each probe has at least `
 samples (default 8), so the repeated values carry the probe's own per-sample spread, and the
 claim's comparisons on them have standard errors of the full sample count: their detectable
 discrepancies (``sim.stats``) are projections of the profile's, noisy by the probe's small
-sample but of the right size (``Cost.detectable``; the largest relative one per claim, and how
-many exceed ``TARGET`` = 1%). Comparisons that the claim computes outside its sweeps run for real.
+sample but of the right size (``Cost.detectable``, one ``Projection`` per comparison). A claim is
+summarised by its *exact* comparisons, those that decide its verdict (``Comparison.role``): the
+largest relative detectable discrepancy and how many exceed ``TARGET`` = 1%. Its *reference*
+comparisons (asymptotic laws reported beside the verdict) are counted apart. A comparison whose
+prediction is 0 has no relative discrepancy (it is infinite); its absolute detectable one is
+kept. Comparisons that the claim computes outside its sweeps run for real.
 
 Times are the process's CPU time (``time.process_time``), so a busy machine does not inflate
 them; run it with one numba thread so that they are seconds on one core:
@@ -42,6 +46,16 @@ MIN_SAMPLES = 8
 JITTER = 1e-15
 
 
+@dataclass(frozen=True)
+class Projection:
+    """The projected sensitivity of one comparison of a claim."""
+
+    label: str  # the comparison's label and params
+    relative: float  # detectable / |prediction|; inf when the prediction is 0
+    absolute: float  # detectable, in the comparison's own units
+    role: str  # "exact" (decides the verdict) or "reference" (reported beside it)
+
+
 @dataclass
 class Cost:
     """Estimated CPU seconds of one claim under one profile."""
@@ -54,18 +68,27 @@ class Cost:
     other_s: float = 0.0  # measured: the claim's own work outside its simulations
     error: str = ""  # set when the claim could not run to the end on probe values
     kinds: dict[str, float] = field(default_factory=dict)
-    #: projected relative detectable discrepancy of each comparison, with its label and params
-    detectable: list[tuple[str, float]] = field(default_factory=list)
+    #: the projected sensitivity of each comparison
+    detectable: list[Projection] = field(default_factory=list)
+
+    def of_role(self, role: str) -> list[Projection]:
+        return [p for p in self.detectable if p.role == role]
 
     @property
     def largest_detectable(self) -> float:
-        """The largest projected relative detectable discrepancy (NaN without comparisons)."""
-        return max((v for _, v in self.detectable), default=float("nan"))
+        """The largest projected relative detectable discrepancy of the exact comparisons (NaN
+        without any)."""
+        return max((p.relative for p in self.of_role("exact")), default=float("nan"))
 
     @property
     def above_target(self) -> int:
-        """How many comparisons cannot detect a ``TARGET`` relative discrepancy."""
-        return sum(v > TARGET for _, v in self.detectable)
+        """How many exact comparisons cannot detect a ``TARGET`` relative discrepancy."""
+        return sum(p.relative > TARGET for p in self.of_role("exact"))
+
+    @property
+    def reference_above_target(self) -> int:
+        """How many reference comparisons cannot detect a ``TARGET`` relative discrepancy."""
+        return sum(p.relative > TARGET for p in self.of_role("reference"))
 
     @property
     def total_s(self) -> float:
@@ -150,8 +173,8 @@ def estimate(claim_id: str, profile: str = "full", min_samples: int = MIN_SAMPLE
         for p in patches:
             p.start()
         result = claim.run(profile, executor="serial")
-        cost.detectable = [(f"{c.label} {c.params}", c.detectable_relative)
-                           for c in result.comparisons]
+        cost.detectable = [Projection(f"{c.label} {c.params}", c.detectable_relative,
+                                      c.detectable, c.role) for c in result.comparisons]
     except Exception as exc:  # probe values can break a claim's statistics; keep what ran
         cost.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:
@@ -163,17 +186,23 @@ def estimate(claim_id: str, profile: str = "full", min_samples: int = MIN_SAMPLE
 
 def format_costs(costs: Sequence[Cost]) -> str:
     """A Markdown table of ``costs`` with a total row (CPU hours)."""
+    def counts(exact: int, reference: int, costs: Sequence[Cost]) -> tuple[str, str]:
+        n_exact = sum(len(c.of_role("exact")) for c in costs)
+        n_ref = sum(len(c.of_role("reference")) for c in costs)
+        return f"{exact} of {n_exact}", f"{reference} of {n_ref}"
+
     rows: list[tuple[object, ...]] = [
         (c.claim, c.points, c.samples, f"{c.simulation_s / 3600:.3f}",
          f"{c.other_s / 3600:.3f}", _percent(c.largest_detectable),
-         f"{c.above_target} of {len(c.detectable)}", c.error) for c in costs]
+         *counts(c.above_target, c.reference_above_target, [c]), c.error) for c in costs]
     rows.append(("**total**", sum(c.points for c in costs), sum(c.samples for c in costs),
                  f"**{sum(c.simulation_s for c in costs) / 3600:.2f}**",
                  f"**{sum(c.other_s for c in costs) / 3600:.2f}**", "",
-                 f"{sum(c.above_target for c in costs)} of "
-                 f"{sum(len(c.detectable) for c in costs)}", ""))
+                 *counts(sum(c.above_target for c in costs),
+                         sum(c.reference_above_target for c in costs), costs), ""))
     return markdown_table(("claim", "points", "samples", "simulation (CPU h)", "other (CPU h)",
-                           "largest detectable", f"comparisons > {TARGET:.0%}", "note"), rows)
+                           "largest detectable (exact)", f"exact > {TARGET:.0%}",
+                           f"reference > {TARGET:.0%}", "note"), rows)
 
 
 def _percent(x: float) -> str:
@@ -201,8 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{cost.claim}: {cost.points} points, simulation {cost.simulation_s:.1f} s, "
               f"other {cost.other_s:.1f} s, largest detectable "
               f"{_percent(cost.largest_detectable)} {cost.error}", file=sys.stderr, flush=True)
-        for label, rel in sorted(cost.detectable, key=lambda x: -x[1])[:args.worst]:
-            print(f"    {_percent(rel)}  {label}", file=sys.stderr, flush=True)
+        for p in sorted(cost.detectable, key=lambda p: -p.relative)[:args.worst]:
+            print(f"    {_percent(p.relative)} (absolute {p.absolute:.3g}, {p.role})  {p.label}",
+                  file=sys.stderr, flush=True)
         costs.append(cost)
     print(format_costs(costs))
     return 0

@@ -36,7 +36,7 @@ from sim import fastmath, linalg, rng
 from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, QKS, VALUES, Config
 
 # Bump when a kernel changes its numbers: it is part of every cache key.
-KERNEL_VERSION = "8"
+KERNEL_VERSION = "9"
 
 OBSERVABLES = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
                "entropy", "ipr", "norm", "gram_stable_rank")
@@ -109,9 +109,12 @@ def steering_direction(config: Config) -> np.ndarray:
 
 @numba.njit(cache=True)
 def _normal(shape, seed, layer, matrix, mean, std, proto):
-    tmp = np.empty(shape, dtype=np.float64)
-    rng.fill_normal(tmp, rng.stream_key(seed, layer, matrix), mean, std)
-    return tmp.astype(proto.dtype)
+    """``mean + std * N(0, 1)`` of stream ``(seed, layer, matrix)`` in the dtype of ``proto``:
+    each value computed in float64 and rounded once on store (the same bits as a float64 array
+    cast with ``astype``)."""
+    out = np.empty(shape, dtype=proto.dtype)
+    rng.fill_normal(out, rng.stream_key(seed, layer, matrix), mean, std)
+    return out
 
 
 @numba.njit(cache=True)
@@ -265,7 +268,49 @@ def _value_treatment(wv, ip, fp):
 
 @numba.njit(cache=True)
 def layer_norm(x):
-    """Row-wise LayerNorm without affine parameters, to ``|x_t|^2 = d`` (new array)."""
+    """Row-wise LayerNorm without affine parameters, to ``|x_t|^2 = d`` (new array). Mean and
+    variance are float64 sums: one chain per row (float64 ``x``), or 8 lanes
+    (``fastmath.moments32``, float32 ``x``); the result is rounded once to the dtype of ``x``."""
+    return _layer_norm_dtype(x)
+
+
+def _layer_norm_dtype(x):
+    """``_layer_norm32`` or ``_layer_norm64`` by the dtype of ``x`` (numba: at compile time)."""
+    raise NotImplementedError("numba only")
+
+
+@overload(_layer_norm_dtype)
+def _layer_norm_dtype_overload(x):
+    if x.dtype == numba.types.float32 and x.layout == "C":
+        return lambda x: _layer_norm32(x)
+    return lambda x: _layer_norm64(x)
+
+
+@numba.njit(cache=True)
+def _layer_norm32(x):
+    """``layer_norm`` of a C-contiguous float32 ``x``."""
+    T, d = x.shape
+    out = np.empty_like(x)
+    d8 = d - d % 8
+    for t in range(T):
+        row = x[t]
+        s, _ = fastmath.moments32(row, d8, 0.0)
+        for j in range(d8, d):
+            s += np.float64(row[j])
+        mu = s / d
+        _, var = fastmath.moments32(row, d8, mu)
+        for j in range(d8, d):
+            v = np.float64(row[j]) - mu
+            var += v * v
+        inv = 1.0 / math.sqrt(var / d + LN_EPS)
+        for j in range(d):
+            out[t, j] = (np.float64(row[j]) - mu) * inv
+    return out
+
+
+@numba.njit(cache=True)
+def _layer_norm64(x):
+    """``layer_norm`` of a float64 ``x`` (or any layout)."""
     T, d = x.shape
     out = np.empty_like(x)
     for t in range(T):
@@ -341,6 +386,29 @@ def _exp_shifted_row(row, n, m, x):
 
 
 @numba.njit(cache=True)
+def _exp_shifted_row32(row, n, m, x):
+    """``_exp_shifted_row`` for float32 ``row`` and ``x``, all in float32: ``x[j] = row[j] - m``
+    (``m`` the float32 row maximum; the difference rounded to float32) and
+    ``row[j] = fastmath.exp_nonpos32(x[j])``."""
+    for j in range(n):
+        v = row[j] - m
+        x[j] = v
+        row[j] = fastmath.exp_nonpos32(v)
+
+
+def _row_softmax_dtype(s, causal):
+    """``_row_softmax`` by the dtype of ``s`` (numba: chosen at compile time)."""
+    raise NotImplementedError("numba only")
+
+
+@overload(_row_softmax_dtype)
+def _row_softmax_dtype_overload(s, causal):
+    if s.dtype == numba.types.float32 and s.layout == "C":
+        return lambda s, causal: _row_softmax32(s, causal)
+    return lambda s, causal: _row_softmax64(s, causal)
+
+
+@numba.njit(cache=True)
 def _row_max(row, n):
     """``max(row[:n])`` (float64; ``-inf`` if ``n == 0``); four independent lanes."""
     m0 = m1 = m2 = m3 = -np.inf
@@ -408,9 +476,76 @@ def _row_normalise(row, n, inv):
 @numba.njit(cache=True)
 def _row_softmax(s, causal):
     """Max-shifted row softmax of scores ``s`` (``T x T``), in place; returns the summed row
-    entropies (nats) and summed ``sum_s A_ts^2``. ``exp`` is ``fastmath.exp_nonpos`` (<= 1 ulp
-    from ``math.exp``; shifted scores below ``-708`` give exactly 0), computed in float64; row
-    sums use four partial sums (``_row_sums``)."""
+    entropies (nats) and summed ``sum_s A_ts^2``. Row maxima, sums and entropies are float64
+    reductions (``_row_max``, ``_row_sums``: four partial sums). float64 ``s``: ``exp`` is
+    ``fastmath.exp_nonpos`` (<= 1 ulp from ``math.exp``; shifted scores below ``-708`` give
+    exactly 0) (``_row_softmax64``). C-contiguous float32 ``s``: shifted scores and ``exp`` in
+    float32 (``fastmath.exp_nonpos32``, <= 1 float32 ulp; below ``-86`` exactly 0), sums in 8
+    lanes (``_row_softmax32``)."""
+    return _row_softmax_dtype(s, causal)
+
+
+@numba.njit(cache=True)
+def _row_max32(row, n):
+    """``max(row[:n])`` of a float32 row (exact, float32; ``-inf`` if ``n == 0``); 8 lanes."""
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = np.float32(-np.inf)
+    n8 = n - n % 8
+    for j in range(0, n8, 8):
+        m0 = max(m0, row[j])
+        m1 = max(m1, row[j + 1])
+        m2 = max(m2, row[j + 2])
+        m3 = max(m3, row[j + 3])
+        m4 = max(m4, row[j + 4])
+        m5 = max(m5, row[j + 5])
+        m6 = max(m6, row[j + 6])
+        m7 = max(m7, row[j + 7])
+    for j in range(n8, n):
+        m0 = max(m0, row[j])
+    return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+
+
+@numba.njit(cache=True)
+def _scale_row(row, n, c):
+    """``row[j] = row[j] * c`` for ``j < n``, the product in float64 (``c`` float64) rounded
+    once to the dtype of ``row``."""
+    for j in range(n):
+        row[j] = np.float64(row[j]) * c
+
+
+@numba.njit(cache=True)
+def _row_softmax32(s, causal):
+    """``_row_softmax`` of float32 scores: shifted scores ``x = s - max`` and ``e = exp(x)`` in
+    float32 (``_exp_shifted_row32``); ``sum e``, ``sum e x`` and ``sum e^2`` accumulated in float64
+    (``fastmath.softmax_sums32``, 8 lanes, then the ``n mod 8`` tail); ``A = e / z`` rounded once
+    to float32, row entropy ``log z - sum e x / z`` and ``sum_s A_ts^2 = sum e^2 / z^2``."""
+    T = s.shape[0]
+    ent = 0.0
+    ipr = 0.0
+    x = np.empty(T, dtype=np.float32)
+    for t in range(T):
+        row = s[t]
+        n = t + 1 if causal else T
+        m = _row_max32(row, n)
+        _exp_shifted_row32(row, n, m, x)
+        n8 = n - n % 8
+        z, ez, sq = fastmath.softmax_sums32(row, x, n8)
+        for j in range(n8, n):
+            e = np.float64(row[j])
+            z += e
+            ez += e * np.float64(x[j])
+            sq += e * e
+        inv = 1.0 / z
+        _scale_row(row, n, inv)
+        for j in range(n, T):
+            row[j] = 0.0
+        ent += math.log(z) - ez * inv
+        ipr += sq * (inv * inv)
+    return ent, ipr
+
+
+@numba.njit(cache=True)
+def _row_softmax64(s, causal):
+    """``_row_softmax`` of float64 scores."""
     T = s.shape[0]
     ent = 0.0
     ipr = 0.0
@@ -529,12 +664,20 @@ def _attend(xa, weights, ip, fp):
 
 @numba.njit(cache=True)
 def _mlp(z, w1, b1, w2, b2):
-    h = np.dot(z, w1) + b1
+    """``relu(z W_1 + b_1) W_2 + b_2``; biases and ReLU applied in place on the matmul results
+    (one pass each, no temporaries)."""
+    h = np.dot(z, w1)
     for i in range(h.shape[0]):
         for j in range(h.shape[1]):
-            if h[i, j] < 0:
-                h[i, j] = 0.0
-    return np.dot(h, w2) + b2
+            v = h[i, j] + b1[j]
+            if v < 0:
+                v = 0.0
+            h[i, j] = v
+    y = np.dot(h, w2)
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            y[i, j] = y[i, j] + b2[j]
+    return y
 
 
 @numba.njit(cache=True)
@@ -575,6 +718,68 @@ def _as_float64_overload(x):
     return lambda x: np.ascontiguousarray(x.astype(np.float64))
 
 
+def _row_square_sum(x, xx, t):
+    """``|x_t|^2`` in float64 (``xx``: ``x`` in float64): one chain over the row, or for a
+    C-contiguous float32 ``x`` 8 lanes (``fastmath.moments32``) (numba: chosen at compile
+    time)."""
+    raise NotImplementedError("numba only")
+
+
+@overload(_row_square_sum)
+def _row_square_sum_overload(x, xx, t):
+    if x.dtype == numba.types.float32 and x.layout == "C":
+        def lanes(x, xx, t):
+            d = x.shape[1]
+            d8 = d - d % 8
+            _, r = fastmath.moments32(x[t], d8, 0.0)
+            for j in range(d8, d):
+                r += xx[t, j] * xx[t, j]
+            return r
+        return lanes
+
+    def chain(x, xx, t):
+        r = 0.0
+        for j in range(xx.shape[1]):
+            r += xx[t, j] * xx[t, j]
+        return r
+    return chain
+
+
+def _deviation(x, xx, colsum):
+    """``sum_t |x_t - mean|^2`` (``mean = colsum / T``) in float64: one chain over all entries,
+    or for float32 ``x`` one accumulator per column, summed at the end (numba: at compile
+    time)."""
+    raise NotImplementedError("numba only")
+
+
+@overload(_deviation)
+def _deviation_overload(x, xx, colsum):
+    if x.dtype == numba.types.float32:
+        def columns(x, xx, colsum):
+            T, d = xx.shape
+            mean = colsum / T
+            acc = np.zeros(d)
+            for t in range(T):
+                for j in range(d):
+                    v = xx[t, j] - mean[j]
+                    acc[j] += v * v
+            dev = 0.0
+            for j in range(d):
+                dev += acc[j]
+            return dev
+        return columns
+
+    def chain(x, xx, colsum):
+        T, d = xx.shape
+        dev = 0.0
+        for t in range(T):
+            for j in range(d):
+                v = xx[t, j] - colsum[j] / T
+                dev += v * v
+        return dev
+    return chain
+
+
 @numba.njit(cache=True)
 def observe(x, out, spectral=True):
     """Fill ``out[O_*]`` (not entropy/ipr) with the observables of tokens ``x`` (``T x d``);
@@ -586,9 +791,7 @@ def observe(x, out, spectral=True):
     unitsum = np.zeros(d)
     zero_row = False
     for t in range(T):
-        r = 0.0
-        for j in range(d):
-            r += xx[t, j] * xx[t, j]
+        r = _row_square_sum(x, xx, t)
         total += r
         if r == 0.0:
             zero_row = True
@@ -607,11 +810,7 @@ def observe(x, out, spectral=True):
         out[O_NUMERICAL_RANK] = 0.0 if total == 0.0 else np.nan
         out[O_CONSENSUS] = np.nan
         return
-    dev = 0.0
-    for t in range(T):
-        for j in range(d):
-            v = xx[t, j] - colsum[j] / T
-            dev += v * v
+    dev = _deviation(x, xx, colsum)
     out[O_CONSENSUS] = math.sqrt(dev / total)
     if not spectral:
         out[O_STABLE_RANK] = np.nan

@@ -1,7 +1,7 @@
 """The Markdown the book pages display: tables stay tables."""
 
 from sim import stats
-from sim.book import _escape, comparison_markdown
+from sim.book import _chapter_order, _escape, comparison_markdown
 
 
 def test_pipes_are_escaped_in_cells() -> None:
@@ -30,3 +30,13 @@ def test_comparison_tables_say_which_labels_only_report() -> None:
     assert "*exact law*\n" in text
     assert "*limit* (reported beside the verdict, not deciding it)" in text
     assert "*slope* (some rows reported beside the verdict" in text
+
+
+def test_ledger_orders_claims_by_chapter_then_number() -> None:
+    """Registration order (GAP-3, GAP-5, GAP-1, ...) or string order (GAP-10 before GAP-2) would
+    fail."""
+    from types import SimpleNamespace
+
+    ids = ["RS-1", "GAP-3", "REM-2", "GAP-10", "REM-F", "GAP-1", "GAP-2", "PM-1"]
+    ordered = sorted(ids, key=lambda i: _chapter_order(SimpleNamespace(id=i)))
+    assert ordered == ["GAP-1", "GAP-2", "GAP-3", "GAP-10", "REM-F", "REM-2", "PM-1", "RS-1"]

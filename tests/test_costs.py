@@ -7,6 +7,7 @@ import pytest
 from sim.claims.gap import gap3_points
 from sim.config import Config
 from sim.costs import estimate, format_costs, point_seconds
+from sim.stats import ROLES
 from sim.sweep import Point
 
 
@@ -18,6 +19,8 @@ def test_probe_run_sees_every_point_of_the_claim() -> None:
     assert cost.samples == sum(p.samples for p in points)
     assert cost.simulation_s > 0 and cost.other_s >= 0
     assert "GAP-3" in format_costs([cost]) and "total" in format_costs([cost])
+    assert cost.detectable and {p.role for p in cost.detectable} <= set(ROLES)
+    assert all(p.absolute > 0 for p in cost.detectable)
 
 
 def test_point_seconds_grows_with_samples() -> None:
@@ -60,6 +63,25 @@ def test_probe_jitter_keeps_resolved_scales(monkeypatch) -> None:
     import sim.costs
 
     cost = estimate("PM-1", "quick")
-    assert cost.detectable and all(math.isfinite(v) for _, v in cost.detectable)
+    assert cost.detectable and all(math.isfinite(p.relative) for p in cost.detectable)
     monkeypatch.setattr(sim.costs, "JITTER", 1e-6)
     assert not estimate("PM-1", "quick").detectable  # the twin: the old jitter breaks it
+
+
+def test_summary_is_over_exact_comparisons_and_keeps_zero_predictions() -> None:
+    """A reference comparison (an asymptotic law beside the verdict) neither sets the claim's
+    largest detectable discrepancy nor counts against the target; a zero prediction keeps its
+    absolute detectable discrepancy. Counting the reference one as exact would give 30%."""
+    import math
+
+    from sim.costs import Cost, Projection
+
+    cost = Cost("x", "full", detectable=[
+        Projection("rate", 0.005, 0.001, "exact"),
+        Projection("asymptotic law", 0.30, 0.06, "reference"),
+        Projection("zero law", math.inf, 0.002, "reference")])
+    assert cost.largest_detectable == 0.005 and cost.above_target == 0
+    assert cost.reference_above_target == 2
+    assert cost.of_role("reference")[1].absolute == 0.002
+    table = format_costs([cost])
+    assert "0.5%" in table and "0 of 1" in table and "2 of 2" in table

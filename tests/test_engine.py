@@ -199,3 +199,77 @@ def test_result_to_dict() -> None:
 def test_bad_chunk_is_rejected(chunk: int) -> None:
     with pytest.raises(ValueError, match="chunk"):
         simulate(Config(T=4, d=8, depth=1), 3, seed=0, chunk=chunk, progress=False)
+
+
+# ----------------------------------------------------------------------------- float32 kernels
+
+FLOAT32_CONFIG = Config(T=40, d=16, depth=3, beta=2.0, sigma_b2=0.1, input="gaussian",
+                        causal=True, dtype="float32")
+
+
+def test_float32_bit_identical_across_chunks_and_recomputed_alone() -> None:
+    """The float32 kernels (float32 exp, 8-lane sums) keep the reproducibility guarantees."""
+    whole = simulate(FLOAT32_CONFIG, 7, seed=3, chunk=64, progress=False).values
+    ones = simulate(FLOAT32_CONFIG, 7, seed=3, chunk=1, progress=False).values
+    assert whole.tobytes() == ones.tobytes()
+    ip, fp, proto = kernels.encode(FLOAT32_CONFIG)
+    with threadpool_limits(1):
+        alone = kernels.run_samples(ip, fp, np.array([rng.sample_seed(3, 4)], dtype=np.uint64),
+                                    proto)
+    assert alone[0].tobytes() == whole[4].tobytes()
+
+
+def _softmax64(s: np.ndarray, causal: bool) -> tuple[np.ndarray, float, float]:
+    """Row softmax, summed entropies and ``sum A^2`` in float64 NumPy (the definition)."""
+    T = s.shape[0]
+    s = np.where(np.tri(T, dtype=bool) | (not causal), s, -np.inf)
+    e = np.exp(s - s.max(axis=1, keepdims=True))
+    a = e / e.sum(axis=1, keepdims=True)
+    logs = np.log(np.where(a > 0, a, 1.0))
+    return a, float(-np.sum(a * logs)), float(np.sum(a * a))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("spread", [1.0, 30.0])
+def test_float32_softmax_against_float64(causal: bool, spread: float) -> None:
+    """float32 softmax (float32 exp, float64 sums) against the float64 definition on the same
+    float32 scores: entries within ``4e-7`` absolute (a few float32 ulps of the row's largest
+    entries; shifted scores are rounded to float32, exp is <= 1 ulp), entropy and ``ipr`` within
+    ``1e-5`` relative. ``spread = 30`` puts shifted scores below the flush at ``-86``."""
+    gen = np.random.default_rng(int(spread) + causal)
+    s32 = (spread * gen.standard_normal((203, 203))).astype(np.float32)
+    want, ent, ipr = _softmax64(s32.astype(np.float64), causal)
+    got = s32.copy()
+    e32, q32 = kernels._row_softmax(got, causal)
+    assert got.dtype == np.float32
+    assert np.abs(got - want).max() <= 4e-7
+    assert abs(e32 / ent - 1.0) <= 1e-5 and abs(q32 / ipr - 1.0) <= 1e-5
+    # twin: a 1e-4 error in the scores' scale is caught by the same checks
+    _, ent_twin, ipr_twin = _softmax64(1.0001 * s32.astype(np.float64), causal)
+    assert abs(ent_twin / ent - 1.0) > 1e-5 or abs(ipr_twin / ipr - 1.0) > 1e-5
+
+
+def test_float32_layer_norm_is_float64_rounded() -> None:
+    """float32 LayerNorm (8-lane float64 sums) within 1 float32 ulp of the float64 one rounded."""
+    gen = np.random.default_rng(4)
+    for d in (256, 13, 7):
+        x = (3.0 * gen.standard_normal((50, d)) + 1.0).astype(np.float32)
+        got = kernels.layer_norm(x)
+        want = kernels.layer_norm(x.astype(np.float64)).astype(np.float32)
+        assert got.dtype == np.float32
+        assert np.all(np.abs(got - want) <= np.spacing(np.abs(want)))
+
+
+def test_float32_draws_are_float64_draws_rounded() -> None:
+    """Weights drawn in float32 are the float64 stream rounded once (what the reference uses)."""
+    config = Config(T=8, d=12, depth=1, heads=2, input="gaussian")
+    seed = rng.sample_seed(1, 2)
+    ip, fp, proto64 = kernels.encode(config)
+    ip, fp, proto32 = kernels.encode(Config.from_dict({**config.to_dict(), "dtype": "float32"}))
+    w64 = kernels.draw_layer(ip, fp, seed, 1, proto64)
+    w32 = kernels.draw_layer(ip, fp, seed, 1, proto32)
+    for a, b in zip(w64, w32, strict=True):
+        assert b.dtype == np.float32
+        assert a.astype(np.float32).tobytes() == b.tobytes()
+    x64 = kernels.draw_input(ip, fp, seed, proto64)
+    assert x64.astype(np.float32).tobytes() == kernels.draw_input(ip, fp, seed, proto32).tobytes()

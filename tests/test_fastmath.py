@@ -2,6 +2,9 @@
 
 Accuracy bounds, in ulps of the reference value (``np.spacing``):
 - ``exp_nonpos``: <= 1 ulp from ``np.exp`` and ``math.exp`` on ``[-708, 0]``; exactly 0 below.
+- ``exp_nonpos32``: <= 1 float32 ulp from float64 ``np.exp`` rounded to float32 on
+  ``[EXP32_FLUSH, 0]``; exactly 0 below.
+- ``softmax_sums32``, ``moments32``: bit for bit the documented 8-lane float64 sums.
 - ``log_unit``: <= 1 ulp from ``np.log`` on ``[2^-60, 1]``.
 - ``sincos_2pi``: absolute error <= ``2^-53`` against the exact value (mpmath, 120 bits), and
   <= ``8 * 2^-53`` against ``np.cos/np.sin(2 pi v)`` (whose argument ``2 pi v`` is itself
@@ -29,6 +32,24 @@ def _exp(x):
     for i in range(x.size):
         out[i] = fastmath.exp_nonpos(x[i])
     return out
+
+
+@numba.njit(error_model="numpy")
+def _exp32(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = fastmath.exp_nonpos32(x[i])
+    return out
+
+
+@numba.njit
+def _sums32(e, x, n):
+    return fastmath.softmax_sums32(e, x, n)
+
+
+@numba.njit
+def _moments32(a, n, c):
+    return fastmath.moments32(a, n, c)
 
 
 @numba.njit(error_model="numpy")
@@ -82,6 +103,82 @@ def test_exp_mutation_twin_is_detected() -> None:
     r = x - k * math.log(2.0)
     short = sum(r**j / math.factorial(j) for j in range(12)) * 2.0**k
     assert _ulps(short, np.exp(x)).max() > 1.0
+
+
+def _ulps32(got: np.ndarray, x: np.ndarray) -> np.ndarray:
+    want = np.exp(x.astype(np.float64)).astype(np.float32)
+    return np.abs(got.astype(np.float64) - want) / np.spacing(want).astype(np.float64)
+
+
+def test_exp32_within_one_ulp() -> None:
+    flush = float(fastmath.EXP32_FLUSH)
+    # all float32 in [-1, -1/2] (2^23 values), a dense grid and the reduction's half-way points
+    every = -np.arange(0x3F000000, 0x3F800001, dtype=np.int32).view(np.float32)
+    x = np.concatenate([every, np.linspace(flush, 0.0, 4_000_001, dtype=np.float32),
+                        -np.geomspace(1e-38, 1.0, 50_001).astype(np.float32),
+                        (math.log(2.0) * (np.arange(-124, 1) + 0.5)).astype(np.float32)])
+    x = x[x >= fastmath.EXP32_FLUSH]
+    got = _exp32(x)
+    assert got.dtype == np.float32
+    assert _ulps32(got, x).max() <= 1.0
+
+
+def test_exp32_special_values() -> None:
+    f = np.float32
+    x = np.array([0.0, -0.0, fastmath.EXP32_FLUSH,
+                  np.nextafter(fastmath.EXP32_FLUSH, f(-np.inf)), -88.0, -1e30, -np.inf, np.nan],
+                 dtype=np.float32)
+    got = _exp32(x)
+    assert got[0] == 1.0 and got[1] == 1.0
+    assert got[2] == np.float32(math.exp(float(fastmath.EXP32_FLUSH)))
+    assert np.all(got[3:7] == 0.0)
+    assert np.isnan(got[7])
+    # the flush costs at most exp(-86) = 4.5e-38 in absolute terms; results stay normal
+    assert math.exp(float(fastmath.EXP32_FLUSH)) < 4.5e-38
+    assert got[2] >= np.finfo(np.float32).tiny
+
+
+def test_exp32_mutation_twin_is_detected() -> None:
+    """A float32 polynomial one degree short (degree 6) fails the same 1-ulp check."""
+    x = -np.linspace(0.0, 1.0, 100_001, dtype=np.float32)
+    k = np.round(x.astype(np.float64) / math.log(2.0))
+    r = (x - k * math.log(2.0)).astype(np.float32)
+    short = sum(r ** j / np.float32(math.factorial(j)) for j in range(7)) * np.float32(2.0) ** k
+    assert _ulps32(short.astype(np.float32), x).max() > 1.0
+
+
+def _lane_sum(v: np.ndarray) -> float:
+    """The documented order: lane ``i`` sums ``v[j]``, ``j = i mod 8``, in order; then
+    ``((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))``."""
+    s = [0.0] * 8
+    for j, value in enumerate(v.tolist()):
+        s[j % 8] += value
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+
+
+@pytest.mark.parametrize("n", [0, 8, 64, 1000])
+def test_lane_sums_are_the_documented_order(n: int) -> None:
+    gen = np.random.default_rng(n)
+    e = gen.random(n + 5).astype(np.float32)
+    x = (-20.0 * gen.random(n + 5)).astype(np.float32)
+    z, ez, sq = _sums32(e, x, n)
+    e64, x64 = e[:n].astype(np.float64), x[:n].astype(np.float64)
+    assert (z, ez, sq) == (_lane_sum(e64), _lane_sum(e64 * x64), _lane_sum(e64 * e64))
+    c = 0.37
+    s1, s2 = _moments32(x, n, c)
+    assert (s1, s2) == (_lane_sum(x64 - c), _lane_sum((x64 - c) ** 2))
+
+
+def test_lane_sums_twin_plain_order_differs() -> None:
+    """The order check is sharp: on ``[2^60, 1 x 7, -2^60, 1 x 7]`` left-to-right summation
+    loses the first seven ones, the lanes keep them."""
+    a = np.array([2.0**60] + [1.0] * 7 + [-(2.0**60)] + [1.0] * 7, dtype=np.float32)
+    s1, _ = _moments32(a, 16, 0.0)
+    plain = 0.0
+    for v in a.astype(np.float64).tolist():
+        plain += v
+    assert s1 == _lane_sum(a.astype(np.float64)) == 14.0
+    assert plain == 7.0
 
 
 def test_log_within_one_ulp() -> None:

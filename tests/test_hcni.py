@@ -102,6 +102,18 @@ def test_inversion_error_prediction_by_direct_monte_carlo():
     assert np.all(np.abs(m - MUTATION * pred) > 5 * se)
 
 
+def test_pgop_error_over_its_conditional_mean_has_mean_one_and_bounded_spread():
+    """The gate factor is the PG-OP error's conditional mean, so the per-sample ratio has mean 1
+    (a 10% twin is rejected); dividing by it removes the gate factor's 1/g^2 tail, so the ratio
+    resolves the claim with a smaller relative SE than the difference RS-5 used before."""
+    r = S.recovery_samples(S.head_config(16, 16, 2), 3000, 4, 0.1, 1.0)
+    q = r["norm_pgop"] / r["gate_factor"]
+    m, se = q.mean(), q.std(ddof=1) / np.sqrt(q.size)
+    assert abs(m - 1.0) < 5 * se and abs(m - MUTATION) > 5 * se
+    diff = r["norm_pgop"] - r["gate_factor"]
+    assert q.std() < 0.5 * diff.std() / r["gate_factor"].mean()
+
+
 def test_readout_recovers_without_noise_and_only_in_its_gauge():
     r = S.readout_experiment(S.head_config(16, 16, 2), 1, 4, 4, 0.05)
     assert r["learned_clean"] < 1e-18

@@ -168,3 +168,17 @@ def test_top_eigenvalue_converges_or_says_not() -> None:
     assert theta <= lam_max * (1 + 1e-15)  # a Ritz value: from below
     theta, steps, ok = linalg.top_eigenvalue(gram, 1e-12, 8, 8)
     assert not ok and steps == 8
+
+
+@pytest.mark.parametrize("shape", [(300, 64), (40, 13)])
+def test_float32_scalar_observables_match_float64_path(shape: tuple[int, int]) -> None:
+    """float32 tokens take 8-lane row sums and per-column deviation sums (float64 either way):
+    the scalar observables equal those of the same values in float64 to ``1e-13`` relative."""
+    gen = np.random.default_rng(3)
+    x32 = (gen.standard_normal(shape) + 0.5).astype(np.float32)
+    got = np.full(K.N_OBS, np.nan)
+    want = np.full(K.N_OBS, np.nan)
+    K.observe(x32, got, False)
+    K.observe(x32.astype(np.float64), want, False)
+    for o in (K.O_COSINE, K.O_Q, K.O_P, K.O_CONSENSUS, K.O_NORM):
+        assert abs(got[o] / want[o] - 1.0) <= 1e-13, K.OBSERVABLES[o]

@@ -59,9 +59,9 @@ def test_real_eigenvalue_count_and_two_by_two():
 
 
 def test_symmetric_tilt_by_eigenvalues():
-    """one_layer_tilt (eig of M, projection of M x) against the eigenvalue formula
+    """one_layer_tilt (conditional t-integral) against the eigenvalue formula
     E|mu_1 g_1|/sqrt(sum mu_k^2 g_k^2) from GOE spectra (eigvalsh, separate draws); and the
-    large-d closed form approached from below as d grows."""
+    large-d closed form."""
     rng = np.random.default_rng(3)
     dim, sv = 12, 1.5
     g = rng.standard_normal((40000, dim, dim)) * math.sqrt(sv / dim)
@@ -70,13 +70,130 @@ def test_symmetric_tilt_by_eigenvalues():
     z = rng.standard_normal(mu.shape)
     num = np.abs(mu[np.arange(mu.shape[0]), top] * z[np.arange(mu.shape[0]), top])
     vals = num / np.sqrt(np.sum(mu**2 * z**2, axis=1))
-    tilt = pr.one_layer_tilt(dim, sv, "symmetric", samples=20000, seed=11)
+    tilt = pr.one_layer_tilt(dim, sv, "symmetric", samples=4000, seed=11)
     assert abs(tilt.mean - vals.mean()) < 5 * math.hypot(tilt.se, vals.std() / math.sqrt(
         vals.size))
     assert tilt.mean > pr.random_alignment(dim, 1) * 1.5
     limit = pr.tilt_large_d_symmetric(dim, sv)
     assert limit == pytest.approx(math.sqrt(2 / (math.pi * dim)) * (1 + 2 * math.sqrt(sv))
                                   / math.sqrt(1 + sv))
+
+
+def test_gaussian_norm_mean():
+    """E||g||, g ~ N(0, diag(a, b)) in R^2: the elliptic form against mpmath's integral over the
+    angle (E||g|| = sqrt(pi/2) (1/2pi) int sqrt(a cos^2 + b sin^2)) and the isotropic and
+    degenerate limits (Rayleigh mean sqrt(pi a/2), half-normal sqrt(2 a/pi))."""
+    for a, b in ((1.0, 0.3), (2.5, 2.4), (0.7, 1e-6)):
+        ref = math.sqrt(math.pi / 2) * mpmath.quad(
+            lambda th, a=a, b=b: mpmath.sqrt(a * mpmath.cos(th)**2 + b * mpmath.sin(th)**2),
+            [0, mpmath.pi / 2, mpmath.pi, 3 * mpmath.pi / 2, 2 * mpmath.pi]) / (2 * math.pi)
+        assert pr.gaussian_norm_mean(np.array(a), np.array(b)) == pytest.approx(float(ref),
+                                                                               rel=1e-12)
+    assert pr.gaussian_norm_mean(np.array(2.0), np.array(2.0)) == pytest.approx(
+        math.sqrt(math.pi))
+    assert pr.gaussian_norm_mean(np.array(2.0), np.array(0.0)) == pytest.approx(
+        math.sqrt(4 / math.pi))
+    g = np.random.default_rng(6).standard_normal((400000, 2)) * np.sqrt([1.7, 0.4])
+    r = np.linalg.norm(g, axis=1)
+    assert abs(r.mean() - pr.gaussian_norm_mean(np.array(1.7), np.array(0.4))) < 5 * r.std(
+    ) / math.sqrt(r.size)
+
+
+def _draws_with_both_kinds(dim: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Ginibre and GOE ``M = I + F`` at ``sigma_v2 = 2`` with their top bases, including a real
+    and a complex Ginibre top."""
+    m = np.concatenate([pr.draw_value_matrices(dim, 2.0, "random", 12, rng),
+                        pr.draw_value_matrices(dim, 2.0, "symmetric", 2, rng)]) + np.eye(dim)
+    bases = pr.top_bases(m)
+    complex_top = np.any(bases[:, :, 1] != 0, axis=1)
+    assert complex_top[:12].any() and not complex_top[:12].all() and not complex_top[12:].any()
+    return m, bases
+
+
+def test_top_bases_orthonormal_invariant():
+    """Each basis spans an invariant subspace of M (M B = B R) with orthonormal columns, and
+    the line case agrees with |cos| to the top eigenvector."""
+    m, bases = _draws_with_both_kinds(10, np.random.default_rng(9))
+    for mi, b in zip(m, bases, strict=True):
+        cols = b[:, np.linalg.norm(b, axis=0) > 0]
+        np.testing.assert_allclose(cols.T @ cols, np.eye(cols.shape[1]), atol=1e-12)
+        mb = mi @ cols
+        np.testing.assert_allclose(cols @ (cols.T @ mb), mb, atol=1e-10)
+
+
+def test_conditional_tilt_quadrature_converged():
+    """The trapezoidal rule in v = ln(t tr C) against a finer, wider rule (relative 1e-10), the
+    symmetric shortcut against the general path and, for one M, against scipy quad in t."""
+    from scipy import integrate
+
+    rng = np.random.default_rng(10)
+    for dim in (3, 16, 64, 200):
+        m, bases = _draws_with_both_kinds(dim, rng)
+        value = pr.conditional_tilt(m, bases)
+        old = pr.TILT_V, pr.TILT_STEP
+        try:
+            pr.TILT_V, pr.TILT_STEP = (-80.0, 80.0), old[1] / 4
+            fine = pr.conditional_tilt(m, bases)
+        finally:
+            pr.TILT_V, pr.TILT_STEP = old
+        np.testing.assert_allclose(value, fine, rtol=1e-10)
+        mu = np.linalg.eigvalsh(m[12:])  # GOE: one_layer_tilt's shortcut C = M^2, V = e_top
+        vv = np.zeros((2, dim, 2))
+        vv[[0, 1], np.argmax(np.abs(mu), axis=1), 0] = 1.0
+        np.testing.assert_allclose(pr.spectral_tilt(mu**2, vv), value[12:], rtol=1e-10)
+        if dim == 16:
+            mi, b, quad_value = m[0], bases[0], value[0]
+    s2, u = np.linalg.eigh(mi @ mi.T)
+    vv = u.T @ b
+
+    def integrand(t):
+        cov = vv.T @ np.diag(s2 / (1 + 2 * t * s2)) @ vv
+        lo, hi = np.linalg.eigvalsh(cov)
+        return (pr.gaussian_norm_mean(np.array(hi), np.array(max(lo, 0.0)))
+                / math.sqrt(math.pi * t) * math.exp(-0.5 * np.sum(np.log1p(2 * t * s2))))
+
+    ref = integrate.quad(integrand, 0, np.inf, epsabs=0, epsrel=1e-10, limit=400)[0]
+    assert quad_value == pytest.approx(ref, rel=1e-8)
+
+
+def test_conditional_tilt_brute_force_with_twin():
+    """For fixed M (real top, complex top, GOE), E[||B^T M x||/||M x|| | M] against 200000
+    Gaussian x (NumPy); the 10% twin is rejected."""
+    rng = np.random.default_rng(12)
+    m, bases = _draws_with_both_kinds(8, rng)
+    complex_top = np.any(bases[:, :, 1] != 0, axis=1)
+    picks = [int(np.argmin(complex_top)), int(np.argmax(complex_top)), m.shape[0] - 1]
+    exact = pr.conditional_tilt(m[picks], bases[picks])
+    for value, i in zip(exact, picks, strict=True):
+        y = rng.standard_normal((200000, 8)) @ m[i].T
+        vals = np.linalg.norm(y @ bases[i], axis=1) / np.linalg.norm(y, axis=1)
+        se = vals.std(ddof=1) / math.sqrt(vals.size)
+        assert abs(vals.mean() - value) < 5 * se, (i, vals.mean(), value, se)
+        assert abs(vals.mean() - claims.MUTATION * value) > 5 * se
+
+
+def _tilt_brute_force(dim: int, sigma_v2: float, value: str, samples: int,
+                      rng: np.random.Generator) -> tuple[float, float]:
+    """The former evaluation: mean and SE of ||Proj_S M x||/||M x|| over joint draws of (M, x),
+    the top subspace from sim.alignment.top_subspace (the engine's code path)."""
+    from sim.alignment import alignment, top_subspace
+
+    m = pr.draw_value_matrices(dim, sigma_v2, value, samples, rng) + np.eye(dim)
+    x = rng.standard_normal((samples, dim))
+    vals = np.array([alignment((mi @ xi)[None, :], top_subspace(mi))[0]
+                     for mi, xi in zip(m, x, strict=True)])
+    return float(vals.mean()), float(vals.std(ddof=1) / math.sqrt(samples))
+
+
+@pytest.mark.parametrize("value", ["random", "symmetric"])
+def test_one_layer_tilt_against_joint_monte_carlo(value):
+    """one_layer_tilt (exact in x) against joint (M, x) draws within their SE; its own SE over
+    M alone is smaller than the joint one at equal draws."""
+    dim, sv, n_draws = 10, 2.0, 6000
+    mean, se = _tilt_brute_force(dim, sv, value, n_draws, np.random.default_rng(13))
+    tilt = pr.one_layer_tilt(dim, sv, value, samples=n_draws, seed=5)
+    assert abs(tilt.mean - mean) < 5 * math.hypot(se, tilt.se)
+    assert tilt.se < se and tilt.samples == n_draws
 
 
 def test_gap_ratio_conventions():
@@ -103,12 +220,33 @@ def test_engine_value_scaling_and_convention():
                                                            "uniform"), 3, i))), atol=1e-10)
 
 
+def test_baseline_dims_match_top_subspace():
+    """The claim's batched top dimensions (eigenvalues only) equal those of
+    sim.alignment.top_subspace on the engine's layer-1 F, M and P M; per-ensemble samples."""
+    from sim.alignment import top_subspace
+
+    cfg = claims.stack_config(8, 2, 2, 2.0, "random", "l2", "uniform")
+    dims = claims._baseline_dims(cfg, 40, 3, chunk=16)
+    centring = np.eye(8) - 1.0 / 8
+    for i in range(40):
+        f = claims.value_matrix(cfg, 3, i)
+        m = np.eye(8) + f
+        for name, mat in (("align_F", f), ("align_M", m), ("align_centred", centring @ m)):
+            assert dims[name][i] == top_subspace(mat).shape[1]
+    assert set(dims["align_M"]) == {1, 2}
+    g = {"samples": {"random": 5, "symmetric": 3}}
+    assert claims.stack_samples(g, "symmetric") == 3 and claims.stack_samples({"samples": 4},
+                                                                              "random") == 4
+
+
 def test_predictions_registered():
     from theory.predictions import get
 
     assert get("pm2_random_alignment")(n=16, k=1) == pytest.approx(pr.random_alignment(16, 1))
     assert get("pm3_real_top_two_by_two")() == pytest.approx(2 ** -0.5)
     assert get("pm3_gap_exponent")() == -0.5
+    assert get("pm2_one_layer_tilt")(d=8, sigma_v2=2.0, value="symmetric") == pytest.approx(
+        pr.one_layer_tilt(8, 2.0, "symmetric").mean)
 
 
 # ----------------------------------------------------------------------------- claims (quick)

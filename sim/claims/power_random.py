@@ -8,8 +8,9 @@ isometric input). Per sample, the alignments are averaged over the deep window o
   against the random-direction value ``theory.random_alignment(n, k_i)``, ``k_i`` the dimension
   of the sample's layer-1 top subspace (recomputed from the engine's own ``F_1``), ``n = d``
   (L2) or ``d - 1`` (LayerNorm's centred hyperplane); SE of the paired difference;
-- *one-layer tilt* (L2 norm): ``align_own`` against ``theory.one_layer_tilt`` (a NumPy
-  integral; its SE is added in quadrature).
+- *one-layer tilt* (L2 norm): ``align_own`` against ``theory.one_layer_tilt`` (exact in ``x``,
+  a NumPy mean over ``GRIDS[...]["tilt_samples"]`` draws of ``M``; its SE is added in
+  quadrature).
 
 PM-3 (the engine's own ``F = W_V^T`` of layer 1, ``sim.kernels.draw_layer``; eigenvalues by
 LAPACK; ``M = I + F`` has eigenvalues ``1 + lambda``, and ``F`` at ``sigma_v2`` is
@@ -49,7 +50,7 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from sim import kernels, rng
-from sim.alignment import top_subspace
+from sim.alignment import REAL_TOL
 from sim.claims import (
     MUTATION,
     Claim,
@@ -81,12 +82,12 @@ STACKS_QUICK = (("symmetric", "l2", "uniform"), ("random", "l2", "uniform"))
 STACKS_BOOK = STACKS_QUICK + (("symmetric", "post", "softmax"),)
 GRIDS: dict[str, dict[str, Any]] = {
     "quick": {"d": 16, "T": 4, "depth": 16, "window": (6, 16), "sigma_v2": 2.0,
-              "stacks": STACKS_QUICK, "samples": 1600},
+              "stacks": STACKS_QUICK, "samples": 1600, "tilt_samples": 8000},
     "book": {"d": 16, "T": 4, "depth": 16, "window": (6, 16), "sigma_v2": 2.0,
-             "stacks": STACKS_BOOK, "samples": 2000},
+             "stacks": STACKS_BOOK, "samples": 2000, "tilt_samples": 8000},
     "full": {"d": 64, "T": 8, "depth": 24, "window": (10, 24), "sigma_v2": 2.0,
              "stacks": STACKS_BOOK + (("random", "l2", "softmax"), ("random", "post", "uniform")),
-             "samples": 20000},
+             "samples": {"random": 60000, "symmetric": 40000}, "tilt_samples": 60000},
 }
 SPECTRA_GRIDS: dict[str, dict[str, Any]] = {
     "quick": {"count_d": (4, 8, 16, 32),
@@ -102,9 +103,10 @@ SPECTRA_GRIDS: dict[str, dict[str, Any]] = {
              "coverage_d": (16, 64, 256),
              "coverage_samples": {16: 16000, 64: 6000, 256: 200},
              "ks_d": (16, 64), "sigma_v2": (0.5, 1.0, 2.0)},
+    # count_samples doubled after a real full run here: E #real detected 0.94-1.29% (issue 8)
     "full": {"count_d": (4, 8, 16, 32, 64, 128),
-             "count_samples": {4: 100000, 8: 80000, 16: 40000, 32: 40000, 64: 40000,
-                               128: 20000}, "two_samples": 400000,
+             "count_samples": {4: 200000, 8: 160000, 16: 80000, 32: 80000, 64: 80000,
+                               128: 40000}, "two_samples": 400000,
              "gap_d": (8, 16, 32, 64, 128, 256),
              "gap_samples": {8: 80000, 16: 80000, 32: 60000, 64: 40000, 128: 20000,
                              256: 8000},
@@ -160,10 +162,17 @@ def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: st
 
 # ----------------------------------------------------------------------------- PM-2
 
+def stack_samples(g: dict[str, Any], value: str) -> int:
+    """Samples of a PM-2 stack with value ensemble ``value``: ``g["samples"]``, an int or a
+    mapping from the ensemble to an int."""
+    samples = g["samples"]
+    return int(samples[value]) if isinstance(samples, dict) else int(samples)
+
+
 def pm2_points(profile: str) -> list[Point]:
     g = GRIDS[check_profile(profile)]
     return [Point(stack_config(g["d"], g["T"], g["depth"], g["sigma_v2"], *stack),
-                  g["samples"], SEED, "alignment") for stack in g["stacks"]]
+                  stack_samples(g, stack[0]), SEED, "alignment") for stack in g["stacks"]]
 
 
 def _window_mean(result: Result, observable: str, window: tuple[int, int]) -> np.ndarray:
@@ -171,30 +180,42 @@ def _window_mean(result: Result, observable: str, window: tuple[int, int]) -> np
     return result.per_sample(observable)[:, window[0]:window[1] + 1].mean(axis=1)
 
 
-def _baseline_dims(config: Config, samples: int, seed: int) -> dict[str, np.ndarray]:
-    """Per sample, the dimension (1 or 2) of layer 1's top subspace of ``F``, ``M``, ``P M``."""
+def _top_dims(k_mats: np.ndarray) -> np.ndarray:
+    """Per matrix of ``k_mats`` (``n x d x d``), the dimension (1 or 2) of its top-modulus real
+    invariant subspace (``sim.alignment.top_subspace``'s rule, from the eigenvalues alone)."""
+    values = np.linalg.eigvals(k_mats)
+    top = values[np.arange(values.shape[0]), np.argmax(np.abs(values), axis=1)]
+    return np.where(np.abs(top.imag) <= REAL_TOL * np.abs(top), 1, 2)
+
+
+def _baseline_dims(config: Config, samples: int, seed: int,
+                   observables: tuple[str, ...] = ("align_F", "align_M", "align_centred"),
+                   chunk: int = 256) -> dict[str, np.ndarray]:
+    """Per sample, the dimension (1 or 2) of layer 1's top subspace of ``F`` (``align_F``),
+    ``M`` (``align_M``) or ``P M`` (``align_centred``), for each of ``observables``."""
     d = config.d
     centring = np.eye(d) - 1.0 / d
-    dims = {"align_F": np.empty(samples, int), "align_M": np.empty(samples, int),
-            "align_centred": np.empty(samples, int)}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in observables}
     with threadpool_limits(1):
-        for i in range(samples):
-            f = value_matrix(config, seed, i)
+        for start in range(0, samples, chunk):
+            f = np.stack([value_matrix(config, seed, i)
+                          for i in range(start, min(start + chunk, samples))])
             m = config.alpha_attn * np.eye(d) + f
-            dims["align_F"][i] = top_subspace(f).shape[1]
-            dims["align_M"][i] = top_subspace(m).shape[1]
-            dims["align_centred"][i] = top_subspace(centring @ m).shape[1]
-    return dims
+            mats = {"align_F": f, "align_M": m, "align_centred": centring @ m}
+            for name in observables:
+                parts[name].append(_top_dims(mats[name]))
+    return {name: np.concatenate(p) for name, p in parts.items()}
 
 
-def pm2_analysis(result: Result, window: tuple[int, int], n_tests: int
+def pm2_analysis(result: Result, window: tuple[int, int], n_tests: int, tilt_samples: int
                  ) -> tuple[list[Comparison], list[Comparison], dict[str, Any]]:
-    """(no-attractor comparisons, tilt comparisons, row of data) for one stack."""
+    """(no-attractor comparisons, tilt comparisons, row of data) for one stack; the tilt's
+    prediction averages ``tilt_samples`` draws of ``M``."""
     c = result.config
     stack = {"value": c.value, "norm": c.norm, "attention": c.attention}
-    dims = _baseline_dims(c, result.samples, result.seed)
     n_dim = c.d if c.norm == "l2" else c.d - 1
     observables = ("align_M", "align_F") if c.norm == "l2" else ("align_centred",)
+    dims = _baseline_dims(c, result.samples, result.seed, observables)
     row: dict[str, Any] = {**stack, "d": c.d, "T": c.T, "sigma_v2": c.sigma_v2,
                            "window": window, "samples": result.samples, "seed": result.seed,
                            "cosine_window_start": float(result.per_sample("cosine",
@@ -206,7 +227,8 @@ def pm2_analysis(result: Result, window: tuple[int, int], n_tests: int
                                     / math.sqrt(result.samples)).tolist()
     attractor = []
     for name in observables:
-        base = np.array([theory.random_alignment(n_dim, int(k)) for k in dims[name]])
+        base = np.where(dims[name] == 1, theory.random_alignment(n_dim, 1),
+                        theory.random_alignment(n_dim, 2))
         measured = _window_mean(result, name, window)
         diff = estimate(measured - base)
         est = Estimate(float(measured.mean()), diff.se, diff.n)
@@ -218,7 +240,7 @@ def pm2_analysis(result: Result, window: tuple[int, int], n_tests: int
         row[f"{name}_real_fraction"] = float(np.mean(dims[name] == 1))
     tilt = []
     if c.norm == "l2":
-        pred = theory.one_layer_tilt(c.d, c.sigma_v2, c.value)
+        pred = theory.one_layer_tilt(c.d, c.sigma_v2, c.value, samples=tilt_samples)
         est = estimate(_window_mean(result, "align_own", window))
         tilt.append(_cmp(pred.mean, est, n_tests, {**stack, "d": c.d, "theory se": pred.se},
                          f"{c.value} F, {c.norm}, {c.attention}: deep align_own vs tilt",
@@ -237,7 +259,7 @@ def run_pm2(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     n_tests = sum(3 if s[1] == "l2" else 1 for s in g["stacks"])
     attractor, tilt, rows = [], [], []
     for res in results:
-        a, t, row = pm2_analysis(res, g["window"], n_tests)
+        a, t, row = pm2_analysis(res, g["window"], n_tests, g["tilt_samples"])
         attractor += a
         tilt += t
         rows.append(row)
