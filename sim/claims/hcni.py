@@ -3,8 +3,9 @@
 
 - RS-4 (head-channel non-identifiability): exact dimension counts by numerical ranks (gauge,
   signal-map kernel with a known ``W_O``, the shared-channel sum that the paper's count
-  describes); ``E d sigma_min(W_O)`` against Edelman's limit; the exact inversion's squared error
-  over its conditional mean (1) under noise; a learned read-out with ``W_O`` unknown.
+  describes); ``E d sigma_min(W_O)`` against Edelman's limit (a ``d -> inf`` law: role
+  ``"reference"``, reported beside the verdict); the exact inversion's squared error over its
+  conditional mean (1) under noise; a learned read-out with ``W_O`` unknown.
 - RS-5 (PG-OP): the overhead ``H d / d^2`` at BERT-base sizes; the kernel dimension with and
   without gates; the PG-OP inversion error over its conditional mean (the gate factor), and the
   paired log-ratio of recovery errors with and without PG-OP at equal noise.
@@ -20,7 +21,15 @@ from typing import Any
 import numpy as np
 
 from sim import hcni as S
-from sim.claims import Claim, ClaimResult, decide, mutation_twins, register, rejected_summary
+from sim.claims import (
+    Claim,
+    ClaimResult,
+    decide,
+    mutation_twins,
+    register,
+    rejected_summary,
+    with_role,
+)
 from sim.config import Config
 from sim.montecarlo import estimate
 from sim.profiles import check_profile
@@ -100,8 +109,10 @@ def run_rs4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         sv = S.wo_singular_values(d, 2, g["wo_samples"], SEED)
         t = d * sv[:, -1]
         e = estimate(t)
+        # Edelman's law is a d -> inf law: reported beside the verdict (the full profile
+        # resolves its finite-d correction, 0.66110 +- 0.00102 against 0.65568 at d = 32)
         c_wo.append(compare(mean_t, e.mean, e.se, n_tests=n_tests, params={"d": d},
-                            label="E d sigma_min(W_O) vs Edelman limit"))
+                            label="E d sigma_min(W_O) vs Edelman limit", role="reference"))
         below = estimate((t <= median_t).astype(float))
         kappa = sv[:, 0] / sv[:, -1] / d
         wo_rows.append({"d": d, "t_mean": e.mean, "t_se": e.se, "below_median": below.mean,
@@ -124,7 +135,8 @@ def run_rs4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     readout = S.readout_experiment(S.head_config(REC_T, d0, REC_HEADS), SEED, 8, 16, NOISE)
     comparisons = c_wo + c_noise
     mutations = mutation_twins(comparisons, n_tests)
-    v = decide(comparisons, mutations)
+    exact = with_role(comparisons)
+    v = decide(exact, mutation_twins(exact, n_tests))
     ok = _counts_ok(counts)
     bert_count = int(theory._generated().paper_count(1, BERT["H"], BERT["d_k"]))
     deciding = (f"ranks: gauge {counts[0]['gauge']} = H d_k^2, kernel with known W_O "
@@ -139,8 +151,7 @@ def run_rs4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         notes = "The measured ranks differ from the derived dimensions: see the count table."
     elif v != "confirmed":
         verdict = "open" if v == "open" else "refuted"
-        notes = "The W_O and noise comparisons came out " + v + ": " + \
-            rejected_summary(comparisons)
+        notes = "The noise comparisons came out " + v + ": " + rejected_summary(exact)
     else:
         amp = rec_rows[0]
         verdict = "qualified"
@@ -276,16 +287,16 @@ def _depth_config(alpha: float) -> Config:
 def run_rs6(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     """RS-6: one number per collapse, with and without its fix."""
     g = RS6_GRIDS[check_profile(profile)]
+    from sim.claims.rem import key_query_row, rows_config
     from theory.gap import stable_rank_bias_budget, stable_rank_finite
-    from theory.rem import row_statistics, score_std
 
     width = Config(T=WIDTH_T, d=1, depth=1, attention="markov", mlp=False, norm="none",
                    input="gaussian")
     points = [Point(_depth_config(0.0), g["depth_samples"], SEED, "forward"),
               Point(_depth_config(1.0), g["depth_samples"], SEED, "forward"),
               Point(width, g["width_samples"], SEED, "attention")]
-    points += [Point(Config(T=ROWS_T, d=64, depth=1, beta=b, mlp=False), g["rows_samples"],
-                     SEED, "rows") for b in (BETA_HOT, BETA_COLD)]
+    points += [Point(rows_config(ROWS_T, b), g["rows_samples"], SEED, "rows")
+               for b in (BETA_HOT, BETA_COLD)]
     res = sweep(points, executor=executor)
     n_tests = 5
     comparisons, rows = [], []
@@ -327,14 +338,16 @@ def run_rs6(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                              "channel",
                  "fix": "PG-OP (position gates)", "broken": e_plain.mean, "broken_se": e_plain.se,
                  "fixed": e_pgop.mean, "fixed_se": e_pgop.se, "calibrated": True})
-    # entropy: S/ln T at large beta vs small beta, both against the exact finite-T REM theory
+    # entropy: S/ln T at large beta vs small beta, both against the exact finite-(T, d) theory
+    # of REM-F (isometric tokens, one head, d_k = d = T); the d -> inf REM row theory was 1.7%
+    # off at beta = 3, which the full profile resolves (z = 11.6)
     ent = {}
     for b, rr in zip((BETA_HOT, BETA_COLD), res[3:], strict=True):
         e = estimate(rr.per_sample("entropy", 0) / math.log(ROWS_T))
-        th = row_statistics(ROWS_T, score_std(ROWS_T, b)).entropy / math.log(ROWS_T)
+        th = key_query_row(ROWS_T, ROWS_T, b, 0.0).entropy / math.log(ROWS_T)
         comparisons.append(compare(th, e.mean, e.se, n_tests=n_tests,
                                    params={"T": ROWS_T, "beta": b},
-                                   label="entropy: S/ln T vs finite-T REM"))
+                                   label="entropy: S/ln T vs finite-(T, d) REM-F"))
         ent[b] = e
     rows.append({"collapse": "entropy", "observable": "S/ln T",
                  "symmetry": "key exchange in the REM: above beta_c the softmax row condenses "
