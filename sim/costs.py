@@ -54,6 +54,15 @@ class Projection:
     relative: float  # detectable / |prediction|; inf when the prediction is 0
     absolute: float  # detectable, in the comparison's own units
     role: str  # "exact" (decides the verdict) or "reference" (reported beside it)
+    #: the comparison's stated finite-size bias budget (same units): the part of ``absolute``
+    #: that more samples cannot shrink
+    bias: float = 0.0
+
+    @property
+    def bias_limited(self) -> bool:
+        """Whether the bias budget alone exceeds ``TARGET`` of the prediction (so no sample
+        count reaches the target; only a sharper theory would)."""
+        return self.relative != float("inf") and self.bias > TARGET * self.absolute / self.relative
 
 
 @dataclass
@@ -84,6 +93,12 @@ class Cost:
     def above_target(self) -> int:
         """How many exact comparisons cannot detect a ``TARGET`` relative discrepancy."""
         return sum(p.relative > TARGET for p in self.of_role("exact"))
+
+    @property
+    def bias_limited(self) -> int:
+        """How many exact comparisons no sample count brings to ``TARGET``: their stated
+        bias budget alone exceeds it (``Projection.bias_limited``)."""
+        return sum(p.bias_limited for p in self.of_role("exact"))
 
     @property
     def reference_above_target(self) -> int:
@@ -174,7 +189,7 @@ def estimate(claim_id: str, profile: str = "full", min_samples: int = MIN_SAMPLE
             p.start()
         result = claim.run(profile, executor="serial")
         cost.detectable = [Projection(f"{c.label} {c.params}", c.detectable_relative,
-                                      c.detectable, c.role) for c in result.comparisons]
+                                      c.detectable, c.role, c.bias) for c in result.comparisons]
     except Exception as exc:  # probe values can break a claim's statistics; keep what ran
         cost.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:
@@ -189,7 +204,9 @@ def format_costs(costs: Sequence[Cost]) -> str:
     def counts(exact: int, reference: int, costs: Sequence[Cost]) -> tuple[str, str]:
         n_exact = sum(len(c.of_role("exact")) for c in costs)
         n_ref = sum(len(c.of_role("reference")) for c in costs)
-        return f"{exact} of {n_exact}", f"{reference} of {n_ref}"
+        limited = sum(c.bias_limited for c in costs)
+        note = f" ({limited} bias-limited)" if limited else ""
+        return f"{exact} of {n_exact}{note}", f"{reference} of {n_ref}"
 
     rows: list[tuple[object, ...]] = [
         (c.claim, c.points, c.samples, f"{c.simulation_s / 3600:.3f}",
@@ -231,8 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"other {cost.other_s:.1f} s, largest detectable "
               f"{_percent(cost.largest_detectable)} {cost.error}", file=sys.stderr, flush=True)
         for p in sorted(cost.detectable, key=lambda p: -p.relative)[:args.worst]:
-            print(f"    {_percent(p.relative)} (absolute {p.absolute:.3g}, {p.role})  {p.label}",
-                  file=sys.stderr, flush=True)
+            limited = f", bias {p.bias:.3g}: bias-limited" if p.bias_limited else ""
+            print(f"    {_percent(p.relative)} (absolute {p.absolute:.3g}, {p.role}{limited})  "
+                  f"{p.label}", file=sys.stderr, flush=True)
         costs.append(cost)
     print(format_costs(costs))
     return 0

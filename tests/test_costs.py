@@ -85,3 +85,19 @@ def test_summary_is_over_exact_comparisons_and_keeps_zero_predictions() -> None:
     assert cost.of_role("reference")[1].absolute == 0.002
     table = format_costs([cost])
     assert "0.5%" in table and "0 of 1" in table and "2 of 2" in table
+
+
+def test_bias_limited_comparisons_are_told_apart() -> None:
+    """A comparison whose stated bias budget alone exceeds 1% of its prediction cannot reach
+    the target at any sample count; one just above it because of its standard error can. The
+    twin: the same detectable discrepancy with a budget of 0.9% is not bias-limited."""
+    from sim.costs import Cost, Projection
+
+    # prediction 0.2 in both: detectable 0.006 = 3%
+    limited = Projection("theory-limited", 0.03, 0.006, "exact", bias=0.0024)  # 1.2%
+    sampled = Projection("sample-limited", 0.03, 0.006, "exact", bias=0.0018)  # 0.9%
+    assert limited.bias_limited and not sampled.bias_limited
+    cost = Cost("x", "full", detectable=[limited, sampled])
+    assert cost.above_target == 2 and cost.bias_limited == 1
+    assert "2 of 2 (1 bias-limited)" in format_costs([cost])
+    assert Cost("y", "full", detectable=[sampled]).bias_limited == 0

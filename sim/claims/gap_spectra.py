@@ -45,8 +45,12 @@ IDENTITY_TOL = 1e-12  # |lambda_1 - 1| allowed by rounding (float64, T <= 4096)
 GAP1_GRIDS: dict[str, dict[str, Any]] = {
     "quick": {"T": (256,), "markov_s": (0.5, math.sqrt(math.log(2))), "samples": 600},
     "book": {"T": (256,), "markov_s": (0.25, 0.5, math.sqrt(math.log(2))), "samples": 600},
+    # full: with 2000 samples per point the projection (sim.costs) detected 1.0-2.6% where
+    # the bias budget leaves room, most at T = 128 and 256 (s <= 0.5); where the budget alone
+    # is above 1% (large s) no sample count helps
     "full": {"T": (128, 256, 512, 1024, 2048),
-             "markov_s": (0.25, 0.5, math.sqrt(math.log(2)), 1.0, 1.25), "samples": 2000},
+             "markov_s": (0.25, 0.5, math.sqrt(math.log(2)), 1.0, 1.25),
+             "samples": {128: 16000, 256: 16000, 512: 3000, 1024: 3000, 2048: 2500}},
 }
 GAP2_GRIDS: dict[str, dict[str, Any]] = {
     "quick": {"T": (64, 128, 256), "markov_s": (0.5, math.sqrt(math.log(2)), 1.5, 2.0),
@@ -56,8 +60,10 @@ GAP2_GRIDS: dict[str, dict[str, Any]] = {
              "samples": {64: 200, 128: 100, 256: 40, 512: 12}},
     "full": {"T": (64, 128, 256, 512, 1024, 2048, 4096),
              "markov_s": (0.25, 0.5, math.sqrt(math.log(2)), 1.0, 1.25, 1.5, 1.75, 2.0),
-             "samples": {64: 1000, 128: 500, 256: 200, 512: 100, 1024: 40, 2048: 16,
-                         4096: 8}},
+             # projected (sim.costs) 1.0-1.1% up to T = 1024 and 1.8% at 2048 with
+             # {64: 1000, ..., 2048: 16}: the detectable scales with 1/sqrt(samples x T)
+             "samples": {64: 2000, 128: 1000, 256: 400, 512: 200, 1024: 80, 2048: 64,
+                         4096: 32}},
 }
 GAP4_GRIDS: dict[str, dict[str, Any]] = {
     "quick": {"T": (64, 128, 256), "beta": (0.01, 0.05, 0.25, 1.0, 3.0),
@@ -67,7 +73,9 @@ GAP4_GRIDS: dict[str, dict[str, Any]] = {
              "samples": {64: 200, 128: 100, 256: 40}},
     "full": {"T": (64, 128, 256, 512, 1024, 2048),
              "beta": (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
-             "samples": {64: 1000, 128: 500, 256: 200, 512: 100, 1024: 40, 2048: 16}},
+             # the projection (sim.costs) with {64: 1000, ..., 2048: 16} detected 1.5-1.7% up
+             # to T = 512 and 2.4-2.6% at 1024 and 2048 (the free-product law at beta ~ 1)
+             "samples": {64: 3000, 128: 2000, 256: 700, 512: 350, 1024: 300, 2048: 140}},
 }
 REM_BETA_C = math.sqrt(2.0)  # beta_c of isometric tokens (theory.rem, q = 1, p = 0)
 
@@ -118,7 +126,7 @@ def _ks_trend(rows: list[dict], key: str, n_tests: int = 1) -> dict[str, Any] | 
 
 def gap1_points(profile: str) -> list[Point]:
     g = GAP1_GRIDS[check_profile(profile)]
-    return [Point(markov_config(T, s), g["samples"], SEED, "attention")
+    return [Point(markov_config(T, s), _samples(g, T), SEED, "attention")
             for s in g["markov_s"] for T in g["T"]]
 
 
