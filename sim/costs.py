@@ -62,7 +62,9 @@ class Projection:
     def bias_limited(self) -> bool:
         """Whether the bias budget alone exceeds ``TARGET`` of the prediction (so no sample
         count reaches the target; only a sharper theory would)."""
-        return self.relative != float("inf") and self.bias > TARGET * self.absolute / self.relative
+        # bias / |prediction| > TARGET, with |prediction| = absolute / relative (no division:
+        # relative and absolute are 0 together)
+        return self.relative != float("inf") and self.bias * self.relative > TARGET * self.absolute
 
 
 @dataclass

@@ -5,6 +5,7 @@ statistical standard."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 PROFILES = ("quick", "book", "full")
 DEFAULT_PROFILE = "book"
@@ -19,3 +20,10 @@ def check_profile(profile: str) -> str:
 def current_profile() -> str:
     """The profile named by ``$SIGPROP_PROFILE``, else ``book``."""
     return check_profile(os.environ.get("SIGPROP_PROFILE", DEFAULT_PROFILE))
+
+
+def grid_samples(grid: dict[str, Any], at: Any, key: str = "samples") -> int:
+    """Sample count of a profile grid at ``at`` (a ``T``, a value ensemble, ...):
+    ``grid[key]`` is one int for every point or a mapping from ``at`` to an int."""
+    n = grid[key]
+    return int(n[at]) if isinstance(n, dict) else int(n)

@@ -101,3 +101,4 @@ def test_bias_limited_comparisons_are_told_apart() -> None:
     assert cost.above_target == 2 and cost.bias_limited == 1
     assert "2 of 2 (1 bias-limited)" in format_costs([cost])
     assert Cost("y", "full", detectable=[sampled]).bias_limited == 0
+    assert not Projection("exact identity", 0.0, 0.0, "exact").bias_limited  # no 0/0

@@ -12,6 +12,7 @@ from conftest import run_quick_claims
 
 from sim.claims import ClaimResult, decide, with_role
 from sim.claims import power_random as claims
+from sim.profiles import grid_samples
 from theory import power_random as pr
 
 
@@ -235,8 +236,7 @@ def test_baseline_dims_match_top_subspace():
             assert dims[name][i] == top_subspace(mat).shape[1]
     assert set(dims["align_M"]) == {1, 2}
     g = {"samples": {"random": 5, "symmetric": 3}}
-    assert claims.stack_samples(g, "symmetric") == 3 and claims.stack_samples({"samples": 4},
-                                                                              "random") == 4
+    assert grid_samples(g, "symmetric") == 3 and grid_samples({"samples": 4}, "random") == 4
 
 
 def test_predictions_registered():

@@ -20,7 +20,7 @@ from typing import Any
 from sim.claims import MUTATION, Claim, ClaimResult, decide, register
 from sim.config import Config
 from sim.montecarlo import estimate
-from sim.profiles import check_profile
+from sim.profiles import check_profile, grid_samples
 from sim.stats import compare
 from sim.sweep import Point, sweep
 from theory import predictions
@@ -49,8 +49,7 @@ def markov_config(T: int, markov_s: float) -> Config:
 
 def gap3_points(profile: str) -> list[Point]:
     grid = GAP3_GRIDS[check_profile(profile)]
-    n = grid["samples"]
-    return [Point(markov_config(T, s), n[T] if isinstance(n, dict) else n, SEED, "attention")
+    return [Point(markov_config(T, s), grid_samples(grid, T), SEED, "attention")
             for s in grid["markov_s"] for T in grid["T"]]
 
 

@@ -38,7 +38,7 @@ from sim.claims import (
 )
 from sim.config import Config
 from sim.montecarlo import Estimate, Result, estimate, estimate_function
-from sim.profiles import check_profile
+from sim.profiles import check_profile, grid_samples
 from sim.stats import Comparison, ExponentFit, compare, fit_power_law
 from sim.sweep import Point, sweep
 from theory import gap_depth as theory
@@ -160,10 +160,6 @@ def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: st
 
 
 
-def _samples(grid: dict[str, Any], T: int, key: str = "samples") -> int:
-    s = grid[key]
-    return s[T] if isinstance(s, dict) else s
-
 
 def _depth_rows(result: Result, gap: str, option: str, diff_lambda: float = 0.5
                 ) -> list[dict[str, Any]]:
@@ -233,7 +229,7 @@ def _bound_violations(result: Result) -> tuple[int, int]:
 def gap5_points(profile: str) -> tuple[list[Point], list[Point]]:
     """(``order`` points for the recursion, ``forward`` points for ``sr(X X^T)``)."""
     g = DEPTH_GRIDS[check_profile(profile)]
-    order = [Point(stack_config(T, g["depth"], opt), _samples(g, T), SEED, "order")
+    order = [Point(stack_config(T, g["depth"], opt), grid_samples(g, T), SEED, "order")
              for opt in OPTIONS for T in g["T"]]
     rank = [Point(stack_config(T, g["depth"], opt), g["rank_samples"], SEED, "forward")
             for opt in OPTIONS for T in g["rank_T"]]
@@ -347,7 +343,7 @@ def gradient_points(profile: str, gap: str) -> list[tuple[str, Point]]:
                 continue
             cfg = stack_config(T, g["depth"], "none", gap, d=d,
                                sigma_v2=float(d) if value else 1.0)
-            out.append((name, Point(cfg, _samples(g, T), SEED, "gradient")))
+            out.append((name, Point(cfg, grid_samples(g, T), SEED, "gradient")))
     return out
 
 
@@ -463,12 +459,12 @@ def run_gap7(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     g = DEPTH_GRIDS[check_profile(profile)]
     gg = GRADIENT_GRIDS[profile]
     kq = KEY_QUERY_GRIDS[profile]
-    depth_points = [Point(stack_config(T, g["depth"], "none", "remove"), _samples(g, T), SEED,
+    depth_points = [Point(stack_config(T, g["depth"], "none", "remove"), grid_samples(g, T), SEED,
                           "order") for T in g["T"]]
     rank_points = [Point(stack_config(T, g["depth"], opt, gap), g["rank_samples"], SEED,
                          "forward") for T in g["rank_T"] for opt, gap in
                    (("none", "remove"), ("none", "keep"))]
-    kq_points = [Point(key_query_config(T, beta), _samples(kq, T), SEED, "order")
+    kq_points = [Point(key_query_config(T, beta), grid_samples(kq, T), SEED, "order")
                  for T in kq["T"] for beta in kq["beta"]]
     n_tests = (len(depth_points) * len(g["layers"]) * 2 + len(kq_points)
                + len(gradient_points(profile, "remove")) * gg["depth"] + len(SCALINGS))
@@ -564,7 +560,7 @@ def run_gap8(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     spec_points = [Point(differential_config(T, lam), g["samples"], SEED, "spectra")
                    for T in g["T"] for lam in g["lambda"]]
     depth_points = [Point(stack_config(T, g["depth"], "none", "differential", lam),
-                          _samples(g, T, "depth_samples"), SEED, "order")
+                          grid_samples(g, T, "depth_samples"), SEED, "order")
                     for T in g["depth_T"] for lam in g["lambda"]]
     n_tests = 2 * len(spec_points) + len(depth_points) * len(g["layers"]) * 2
     res = sweep(spec_points + depth_points, executor=executor)

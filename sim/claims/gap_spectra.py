@@ -33,7 +33,7 @@ from sim.claims import MUTATION, Claim, ClaimResult, decide, register
 from sim.config import Config
 from sim.esd import esd_test, scaled
 from sim.montecarlo import Result, estimate
-from sim.profiles import check_profile
+from sim.profiles import check_profile, grid_samples
 from sim.stats import Comparison, compare, critical_z, fit_power_law
 from sim.sweep import Point, sweep
 from theory import gap_spectra as th
@@ -92,10 +92,6 @@ def key_query_config(T: int, beta: float) -> Config:
                   input="isometric")
 
 
-def _samples(grid: dict[str, Any], T: int) -> int:
-    v = grid["samples"]
-    return v[T] if isinstance(v, dict) else v
-
 
 def _failing(comps: list[Comparison], key: str) -> list[tuple]:
     return sorted({(c.params["T"], round(c.params[key], 3)) for c in comps if not c.passed})
@@ -126,7 +122,7 @@ def _ks_trend(rows: list[dict], key: str, n_tests: int = 1) -> dict[str, Any] | 
 
 def gap1_points(profile: str) -> list[Point]:
     g = GAP1_GRIDS[check_profile(profile)]
-    return [Point(markov_config(T, s), _samples(g, T), SEED, "attention")
+    return [Point(markov_config(T, s), grid_samples(g, T), SEED, "attention")
             for s in g["markov_s"] for T in g["T"]]
 
 
@@ -187,7 +183,7 @@ def run_gap1(profile: str = "book", executor: Any = "serial") -> ClaimResult:
 
 def gap2_points(profile: str) -> list[Point]:
     g = GAP2_GRIDS[check_profile(profile)]
-    return [Point(markov_config(T, s), _samples(g, T), SEED, "spectra")
+    return [Point(markov_config(T, s), grid_samples(g, T), SEED, "spectra")
             for s in g["markov_s"] for T in g["T"]]
 
 
@@ -322,7 +318,7 @@ def run_gap2(profile: str = "book", executor: Any = "serial") -> ClaimResult:
 
 def gap4_points(profile: str) -> list[Point]:
     g = GAP4_GRIDS[check_profile(profile)]
-    return [Point(key_query_config(T, b), _samples(g, T), SEED, "spectra")
+    return [Point(key_query_config(T, b), grid_samples(g, T), SEED, "spectra")
             for b in g["beta"] for T in g["T"]]
 
 

@@ -136,7 +136,7 @@ def run_rs4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     comparisons = c_wo + c_noise
     mutations = mutation_twins(comparisons, n_tests)
     exact = with_role(comparisons)
-    v = decide(exact, mutation_twins(exact, n_tests))
+    v = decide(exact, with_role(mutations))
     ok = _counts_ok(counts)
     bert_count = int(theory._generated().paper_count(1, BERT["H"], BERT["d_k"]))
     deciding = (f"ranks: gauge {counts[0]['gauge']} = H d_k^2, kernel with known W_O "

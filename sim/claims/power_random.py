@@ -64,7 +64,7 @@ from sim.claims import (
 )
 from sim.config import Config
 from sim.montecarlo import Estimate, Result, estimate
-from sim.profiles import check_profile
+from sim.profiles import check_profile, grid_samples
 from sim.stats import FAMILY_RATE, Comparison, compare, fit_power_law
 from sim.sweep import Point, sweep
 from theory import power_random as theory
@@ -154,25 +154,12 @@ def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: st
                    params=params, label=label, dof=max(est.n - 1, 1))
 
 
-
-
-
-
-
-
 # ----------------------------------------------------------------------------- PM-2
-
-def stack_samples(g: dict[str, Any], value: str) -> int:
-    """Samples of a PM-2 stack with value ensemble ``value``: ``g["samples"]``, an int or a
-    mapping from the ensemble to an int."""
-    samples = g["samples"]
-    return int(samples[value]) if isinstance(samples, dict) else int(samples)
-
 
 def pm2_points(profile: str) -> list[Point]:
     g = GRIDS[check_profile(profile)]
     return [Point(stack_config(g["d"], g["T"], g["depth"], g["sigma_v2"], *stack),
-                  stack_samples(g, stack[0]), SEED, "alignment") for stack in g["stacks"]]
+                  grid_samples(g, stack[0]), SEED, "alignment") for stack in g["stacks"]]
 
 
 def _window_mean(result: Result, observable: str, window: tuple[int, int]) -> np.ndarray:

@@ -35,7 +35,7 @@ from sim.claims import (
 )
 from sim.config import Config
 from sim.montecarlo import Result, estimate, estimate_function
-from sim.profiles import check_profile
+from sim.profiles import check_profile, grid_samples
 from sim.stats import Comparison, compare
 from sim.sweep import Point, sweep
 
@@ -113,20 +113,16 @@ def deep_config(T: int, depth: int, beta: float, alpha: float, norm: str,
                   input="simplex" if rho else "isometric", rho=rho, **v)
 
 
-def _samples(grid: dict[str, Any], T: int) -> int:
-    s = grid["samples"]
-    return s[T] if isinstance(s, dict) else s
-
 
 def rows_points(profile: str) -> list[Point]:
     g = ROWS_GRIDS[check_profile(profile)]
-    return [Point(rows_config(T, b), _samples(g, T), SEED, "rows")
+    return [Point(rows_config(T, b), grid_samples(g, T), SEED, "rows")
             for T in g["T"] for b in g.get("beta_at", {}).get(T, g["beta"])]
 
 
 def map_points(profile: str) -> list[Point]:
     g = MAP_GRIDS[check_profile(profile)]
-    return [Point(map_config(T, b), _samples(g, T), SEED, "forward")
+    return [Point(map_config(T, b), grid_samples(g, T), SEED, "forward")
             for T in g["T"] for b in g["beta"]]
 
 
