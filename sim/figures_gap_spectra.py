@@ -17,7 +17,8 @@ def _colors(n: int) -> np.ndarray:
 
 
 def gap1_outlier(result: ClaimResult) -> Figure:
-    """GAP-1: ``T (E sigma_1^2 - 1)`` against ``T``, with ``b_T`` and its limit ``r^2``."""
+    """GAP-1: ``T (E sigma_1^2 - 1)`` against ``T``, with the second-order theory, ``b_T`` and
+    its limit ``r^2``."""
     rows = result.data["rows"]
     fig, ax = plt.subplots(figsize=(6, 4.2))
     svals = sorted({r["markov_s"] for r in rows})
@@ -28,8 +29,10 @@ def gap1_outlier(result: ClaimResult) -> Figure:
                     yerr=[r["T"] * r["excess_se"] for r in sub], fmt="o", color=color,
                     capsize=2, label=f"simulation, s={s:.2f}")
         ax.plot(Ts, [r["T"] * r["finite"] for r in sub], "_", ms=14, color=color)
+        ax.plot(Ts, [r["T"] * r["first_order"] for r in sub], "x", ms=5, color=color)
         ax.axhline(sub[0]["asymptotic"] * sub[0]["T"], color=color, ls="--", lw=0.8)
-    ax.plot([], [], "k_", ms=14, label=r"$b_T$ (exact)")
+    ax.plot([], [], "k_", ms=14, label=r"second order, $O(T^{-3})$")
+    ax.plot([], [], "kx", ms=5, label=r"$b_T$ (first order)")
     ax.plot([], [], "k--", lw=0.8, label=r"$r^2 = e^{s^2}-1$")
     ax.set(xscale="log", xlabel="T", ylabel=r"$T\,(\mathbb{E}\sigma_1^2 - 1)$",
            title=f"outlier: max $|\\lambda_1 - 1|$ = {result.data['identity']:.1e}")

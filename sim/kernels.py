@@ -36,7 +36,7 @@ from sim import fastmath, linalg, rng
 from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, QKS, VALUES, Config
 
 # Bump when a kernel changes its numbers: it is part of every cache key.
-KERNEL_VERSION = "9"
+KERNEL_VERSION = "10"
 
 OBSERVABLES = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
                "entropy", "ipr", "norm", "gram_stable_rank")
@@ -925,17 +925,28 @@ def first_layer_attention(ip, fp, seed, proto):
 # ----------------------------------------------------------------------------- attention kind
 
 ATTENTION_OBSERVABLES = ("stable_rank", "stable_rank_perp", "sigma_1", "sigma_2",
-                         "sigma_1_perp", "frobenius2", "entropy", "ipr")
+                         "sigma_1_perp", "frobenius2", "entropy", "ipr", "secular_q2")
 
 
 @numba.njit(cache=True)
 def _attention_spectrum_stats(a, out):
     """Fill ``out`` (``ATTENTION_OBSERVABLES`` order, entropy/ipr excluded) for one attention
-    matrix ``a`` (``T x T``, float64, before gap removal)."""
+    matrix ``a`` (``T x T``, float64, before gap removal). ``secular_q2`` is
+    ``|A_perp c|^2/T`` with ``c = A_perp^T 1`` (GAP-1's ``Q2``, ``theory.gap_spectra``)."""
     T = a.shape[0]
     lam = np.linalg.eigvalsh(np.dot(a, a.T))
     b = a - 1.0 / T
     lam_perp = np.linalg.eigvalsh(np.dot(b, b.T))
+    col = np.zeros(T)
+    for i in range(T):
+        col += b[i]
+    q2 = 0.0
+    for i in range(T):
+        v = 0.0
+        for j in range(T):
+            v += b[i, j] * col[j]
+        q2 += v * v
+    out[8] += q2 / T
     fro = 0.0
     fro_perp = 0.0
     for v in lam:

@@ -438,6 +438,36 @@ def test_spectra_kind_matches_reference(config: Config) -> None:
 
 
 @pytest.mark.parametrize("config", [
+    Config(T=12, d=1, depth=1, attention="markov", markov_s=1.2, mlp=False, norm="none",
+           input="gaussian"),
+    Config(T=9, d=6, depth=1, beta=1.0, input="gaussian", norm="pre"),
+])
+def test_attention_kind_matches_reference(config: Config) -> None:
+    """``kind="attention"`` (one head): every spectral observable and GAP-1's ``secular_q2 =
+    |A_perp c|^2/T``, ``c = A_perp^T 1``, against NumPy on the reference's layer-1 matrix; the
+    transposed twin ``|A_perp^T c|^2/T`` must differ (``c = A^T 1`` instead would not:
+    ``A_perp 1 = 0`` and ``1^T c = 0``)."""
+    result = simulate(config, 2, seed=6, kind="attention", progress=False)
+    T = config.T
+    for i in range(2):
+        s = reference.rng.sample_seed(6, i)
+        x = reference.draw_input(config, s)
+        xa = reference.layer_norm(x) if config.norm == "pre" else x
+        a = reference.attention_probs(config, xa, reference.draw_layer(config, s, 1), 0)
+        perp = a - 1.0 / T
+        sv, svp = np.linalg.svd(a, compute_uv=False), np.linalg.svd(perp, compute_uv=False)
+        c = perp.sum(axis=0)
+        want = {"sigma_1": sv[0], "sigma_2": sv[1], "sigma_1_perp": svp[0],
+                "frobenius2": np.sum(a * a), "stable_rank": np.sum(a * a) / sv[0] ** 2,
+                "stable_rank_perp": np.sum(perp * perp) / svp[0] ** 2,
+                "secular_q2": np.sum((perp @ c) ** 2) / T}
+        for name, value in want.items():
+            assert result.per_sample(name, 0)[i] == pytest.approx(value, rel=1e-10), name
+        twin = np.sum((perp.T @ c) ** 2) / T
+        assert result.per_sample("secular_q2", 0)[i] != pytest.approx(twin, rel=1e-3)
+
+
+@pytest.mark.parametrize("config", [
     Config(T=4, d=3, depth=3, attention="markov", norm="none", alpha_attn=0.0, mlp=False,
            sigma_v2=3.0, input="gaussian"),
     Config(T=5, d=5, depth=2, attention="markov", norm="none", alpha_attn=0.0, mlp=False,

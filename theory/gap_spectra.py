@@ -11,7 +11,18 @@ GAP-1. ``A 1 = 1``; with ``c = A_perp^T 1`` the top eigenvalue ``lambda = sigma_
 ``A^T A`` solves the secular equation ``lambda - 1 = c^T (lambda - A_perp^T A_perp)^{-1} c / T``
 exactly (``A_perp 1 = 0`` and ``1^T c = 0``), so ``E sigma_1^2 - 1 = b_T/T + O(T^-2)`` and, per
 sample, ``|(lambda - 1) - |c|^2/T| <= max((lambda - 1)^2, lambda (lambda - 1) p/(1 - p))`` with
-``p = sigma_1(A_perp)^2 < 1`` (``sigma1_squared_bias_bound``).
+``p = sigma_1(A_perp)^2 < 1`` (``sigma1_squared_first_order_bias_bound``). To second order, with
+``Q1 = |c|^2/T`` and ``Q2 = |A_perp c|^2/T``, ``lambda - 1 = Q1 - Q1^2 + Q2 + D`` with ``D =
+O(T^-3)``; the rows ``u`` of ``A_perp`` are independent, so pairing indices gives
+``E Q1 = e2``, ``E Q1^2 = (T e4 + (T^2 + T) e2^2)/T^2`` and ``E Q2 = e4 + e2^2`` (``e2 = E|u|^2 =
+b_T/T``, ``e4 = E|u|^4``, exact by ``theory.gap.centred_row_moments``): ``E sigma_1^2 - 1 =
+e2 + e4 (1 - 1/T) - e2^2/T + O(T^-3)`` (``sigma1_squared_excess``). Writing the secular equation
+over the eigenvalues ``mu in [0, p]`` of ``A_perp^T A_perp`` gives ``D = Q1 (Q1 - eps/lambda)
+- t2 + R`` with ``eps = lambda - 1``, ``t2 = Q2 (lambda^2 - 1)/lambda^2`` and
+``0 <= R <= t3 = Q2 p/(lambda^2 (lambda - p))``; ``Q1`` lies in ``[eps (lambda - p),
+eps lambda]``, so ``|Q1 (Q1 - eps/lambda)| <= t1 = lambda eps^2 max(|lambda - p - 1/lambda|,
+lambda - 1/lambda)`` and ``|D| <= t1 + max(t2, t3 - t2)`` per sample, with ``Q2`` measured
+(``sigma1_squared_bias_bound``).
 
 GAP-2. Eigenvalues of ``sqrt(T) A`` without the outlier: uniform on the disc of radius ``r``,
 radial CDF ``rho^2/r^2``. Singular values without the outlier: the quarter circle on
@@ -44,6 +55,7 @@ s, T = sp.symbols("markov_s T", positive=True)
 r, x, rho, b = sp.symbols("r x rho b_T", positive=True)
 c = sp.symbols("c", positive=True)  # d_k / T
 z, u, psi, eta = sp.symbols("z u psi eta")
+e2, e4 = sp.symbols("e_2 e_4", positive=True)  # theory.gap's e2_sym, e4_sym (same symbols)
 
 # ----------------------------------------------------------------------------- GAP-1
 
@@ -51,6 +63,33 @@ z, u, psi, eta = sp.symbols("z u psi eta")
 def derive_sigma1_squared() -> sp.Expr:
     """``E sigma_1(A)^2`` to ``O(T^-2)``: ``1 + b_T/T`` (``E |c|^2 = b_T`` exactly)."""
     return 1 + b / T
+
+
+def derive_secular_expansion() -> sp.Expr:
+    """``lambda - 1`` to second order from the secular equation
+    ``eps = Q1/(1 + eps) + Q2/(1 + eps)^2 + ...`` (``Q1 = |c|^2/T = O(1/T)``,
+    ``Q2 = |A_perp c|^2/T = O(T^-2)``, the next term ``O(T^-3)``): ``Q1 - Q1^2 + Q2``."""
+    from theory.gap import q1_sym, q2_sym
+
+    e1, e2_, hh = sp.symbols("eta_1 eta_2 h")
+    eps = hh * e1 + hh**2 * e2_
+    eq = sp.series(eps - hh * q1_sym / (1 + eps) - hh**2 * q2_sym / (1 + eps) ** 2,
+                   hh, 0, 3).removeO()
+    sol1 = sp.solve(sp.expand(eq).coeff(hh, 1), e1)[0]
+    sol2 = sp.solve(sp.expand(eq).coeff(hh, 2).subs(e1, sol1), e2_)[0]
+    return sp.expand(sol1 + sol2)
+
+
+def derive_sigma1_squared_second_order() -> sp.Expr:
+    """``E sigma_1(A)^2`` to ``O(T^-3)`` in the centred-row moments ``e2 = E|u|^2``,
+    ``e4 = E|u|^4``: the expansion ``derive_secular_expansion`` averaged with the pairing
+    moments ``theory.gap.derive_pairing_moments``."""
+    from theory.gap import derive_pairing_moments
+
+    moments = derive_pairing_moments()
+    excess = sum(term.as_coeff_Mul()[0] * moments[term.as_coeff_Mul()[1]]
+                 for term in derive_secular_expansion().as_ordered_terms())
+    return 1 + sp.simplify(sp.expand(excess))
 
 
 def derive_sigma1_squared_asymptotic() -> sp.Expr:
@@ -168,6 +207,7 @@ def generated_functions() -> list[tuple[str, sp.Expr, tuple[sp.Symbol, ...]]]:
     return [
         ("sigma1_squared", derive_sigma1_squared(), (b, T)),
         ("sigma1_squared_asymptotic", derive_sigma1_squared_asymptotic(), (s, T)),
+        ("sigma1_squared_second_order", derive_sigma1_squared_second_order(), (e2, e4, T)),
         ("circular_radial_cdf", derive_circular_radial_cdf(), (rho, r)),
         ("quarter_circle_cdf", derive_quarter_circle_cdf(), (x, r)),
         ("quarter_circle_edge", derive_quarter_circle_edge(), (r,)),
@@ -200,11 +240,37 @@ def finite_radius(T: int, markov_s: float) -> float:
 
 
 def sigma1_squared_excess(T: int, markov_s: float) -> float:
+    """``E sigma_1(A)^2 - 1`` to ``O(T^-3)``: ``e2 + e4 (1 - 1/T) - e2^2/T`` (exact moments)."""
+    from theory.gap import centred_row_moments
+
+    m2, m4 = centred_row_moments(int(T), float(markov_s))
+    return float(_generated().sigma1_squared_second_order(m2, m4, T)) - 1.0
+
+
+def sigma1_squared_excess_first_order(T: int, markov_s: float) -> float:
     """``E sigma_1(A)^2 - 1 = b_T/T`` to ``O(T^-2)``."""
     return finite_radius(T, markov_s) ** 2 / T
 
 
-def sigma1_squared_bias_bound(sigma_1: np.ndarray, sigma_1_perp: np.ndarray) -> np.ndarray:
+def sigma1_squared_bias_bound(sigma_1: np.ndarray, sigma_1_perp: np.ndarray,
+                              secular_q2: np.ndarray) -> np.ndarray:
+    """Per-sample bound on ``|(sigma_1^2 - 1) - (Q1 - Q1^2 + Q2)|``, the remainder of the
+    second-order expansion (module docstring), from ``lambda = sigma_1^2``,
+    ``p = sigma_1(A_perp)^2`` and ``Q2 = secular_q2``; ``inf`` where ``sigma_1(A_perp) >= 1``.
+    Arrays of one value per sample."""
+    lam = np.asarray(sigma_1, dtype=float) ** 2
+    p = np.asarray(sigma_1_perp, dtype=float) ** 2
+    q2 = np.asarray(secular_q2, dtype=float)
+    eps = np.maximum(lam - 1.0, 0.0)
+    t1 = lam * eps**2 * np.maximum(np.abs(lam - p - 1.0 / lam), lam - 1.0 / lam)
+    t2 = q2 * (lam**2 - 1.0) / lam**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t3 = np.where(p < 1.0, q2 * p / (lam**2 * (lam - p)), np.inf)
+    return t1 + np.maximum(t2, t3 - t2)
+
+
+def sigma1_squared_first_order_bias_bound(sigma_1: np.ndarray,
+                                          sigma_1_perp: np.ndarray) -> np.ndarray:
     """Per-sample bound on ``|(sigma_1^2 - 1) - |c|^2/T|`` from the secular equation (module
     docstring); ``inf`` where ``sigma_1(A_perp) >= 1``. Arrays of one value per sample."""
     lam = np.asarray(sigma_1, dtype=float) ** 2
@@ -351,9 +417,16 @@ def key_query_frobenius_perp(T: int, d_k: int, beta: float) -> float:
 
 register(Prediction(
     "gap1_sigma1_squared_excess", "GAP-1",
+    "E sigma_1(A)^2 - 1 of random-Markov attention to second order: e2 + e4 (1 - 1/T) - e2^2/T "
+    "with exact centred-row moments",
+    ("T", "markov_s"), "error O(T^-3), bounded per sample by the secular equation",
+    lambda T, markov_s: sigma1_squared_excess(T, markov_s), derive_sigma1_squared_second_order()))
+register(Prediction(
+    "gap1_sigma1_squared_first_order", "GAP-1",
     "E sigma_1(A)^2 - 1 of random-Markov attention: b_T/T with b_T = E||A_perp||_F^2 exact",
     ("T", "markov_s"), "error O(T^-2), bounded per sample by the secular equation",
-    lambda T, markov_s: sigma1_squared_excess(T, markov_s), derive_sigma1_squared()))
+    lambda T, markov_s: sigma1_squared_excess_first_order(T, markov_s),
+    derive_sigma1_squared()))
 register(Prediction(
     "gap1_sigma1_squared_asymptotic", "GAP-1",
     "E sigma_1(A)^2 = 1 + r^2/T, r^2 = e^{s^2} - 1",

@@ -14,6 +14,11 @@ def sigma1_squared_asymptotic(markov_s, T):
     return 1 + (numpy.exp(markov_s**2) - 1)/T
 
 
+def sigma1_squared_second_order(e_2, e_4, T):
+    """e_2 + e_4 + 1 - e_2**2/T - e_4/T"""
+    return e_2 + e_4 + 1 - e_2**2/T - e_4/T
+
+
 def circular_radial_cdf(rho, r):
     """rho**2/r**2"""
     return rho**2/r**2
