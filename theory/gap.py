@@ -273,7 +273,7 @@ def stable_rank_finite_first(T: int | np.ndarray,
 def stable_rank_first_bias_budget(T: int, markov_s: float) -> float:
     """``O(T^-2)`` budget of ``stable_rank_finite_first``: ``sr_first e2^2``, which is exactly
     the size ``(1 + b) e2^2/(1 + e2)`` of its known second-order error (module item 6)."""
-    e2 = markov_frobenius2(int(T), float(markov_s)) / T - 1.0 / T
+    e2 = centred_row_moments(int(T), float(markov_s))[0]
     return float(stable_rank_finite_first(T, markov_s)) * e2 * e2
 
 

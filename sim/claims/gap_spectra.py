@@ -97,10 +97,6 @@ def key_query_config(T: int, beta: float) -> Config:
 
 
 
-def _failing(comps: list[Comparison], key: str) -> list[tuple]:
-    return sorted({(c.params["T"], round(c.params[key], 3)) for c in comps if not c.passed})
-
-
 def _worst(comps: list[Comparison]) -> Comparison:
     return max(comps, key=lambda c: abs(c.z) / c.z_crit)
 
