@@ -3,8 +3,11 @@
 A sweep runs its points through any ``concurrent.futures``-style executor (``sim.sweep``); on a
 cluster that executor is ``dask.distributed.Client.get_executor()``. Each point's result depends
 on the point alone, so a cluster run is bit-identical to a local one; results come back to the
-client, which writes them to its own cache as they finish. When a worker dies, the scheduler
-reruns its unfinished points elsewhere; finished points are already in the client's cache.
+client, which writes them to its own cache as they finish. A point is split into blocks of
+samples, one task each (``default_blocks``: as many as there are worker threads), so that a few
+expensive points still keep every worker busy; the client assembles a point's blocks in order,
+which gives the same bits. When a worker dies, the scheduler reruns its unfinished blocks
+elsewhere; finished points are already in the client's cache.
 
 The scheduler address comes from ``--scheduler`` or the environment variable
 ``SIGPROP_SCHEDULER`` (for example ``tcp://10.0.0.5:8786``); ``SIGPROP_SCHEDULER_TIMEOUT``
@@ -22,6 +25,7 @@ from typing import Any
 
 SCHEDULER_ENV = "SIGPROP_SCHEDULER"
 TIMEOUT_ENV = "SIGPROP_SCHEDULER_TIMEOUT"
+BLOCKS_ENV = "SIGPROP_BLOCKS"
 DEFAULT_TIMEOUT = 10.0
 
 
@@ -67,13 +71,40 @@ def cluster_executor(address: str) -> Iterator[Any]:
         client.close()
 
 
+def default_blocks(executor: Any) -> int:
+    """Blocks of samples a sweep splits each point into on ``executor`` (``sim.sweep``):
+    ``$SIGPROP_BLOCKS`` when set; on a Dask executor the worker threads it may use now, so
+    that a single expensive point keeps every worker busy; else 1 (whole points). Workers that
+    join later (``dask-jobqueue`` scaling up) do not count: set ``SIGPROP_BLOCKS`` to the
+    worker count you scale to."""
+    text = os.environ.get(BLOCKS_ENV, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"{BLOCKS_ENV}={text!r} must be an integer >= 1")
+        return value
+    client = getattr(executor, "_client", None)
+    if client is None or not type(executor).__module__.startswith("distributed"):
+        return 1
+    threads = client.nthreads()
+    allowed = getattr(executor, "_kwargs", {}).get("workers")
+    if allowed:
+        threads = {w: n for w, n in threads.items() if w in set(allowed)}
+    return max(1, sum(threads.values()))
+
+
 def is_dask_future(future: Any) -> bool:
     """Whether ``future`` is a ``dask.distributed`` future."""
     return type(future).__module__.startswith("distributed")
 
 
-def worker_scaling(points: list[Any], workers: tuple[int, ...] = (1, 2)) -> list[dict[str, Any]]:
-    """Wall time of ``sweep(points)`` on ``n`` worker processes for each ``n`` in ``workers``:
+def worker_scaling(points: list[Any], workers: tuple[int, ...] = (1, 2),
+                   blocks: int | None = None) -> list[dict[str, Any]]:
+    """Wall time of ``sweep(points, blocks=blocks)`` on ``n`` worker processes for each ``n``
+    in ``workers`` (``blocks=None``: ``default_blocks``, one block per worker thread):
     one ``LocalCluster`` of ``max(workers)`` processes (one thread, one numba thread each), the
     run with ``n`` restricted to ``n`` of them, each into an empty cache, after a warm-up point
     per worker (numba's compiled kernels load from disk). Rows:
@@ -100,7 +131,8 @@ def worker_scaling(points: list[Any], workers: tuple[int, ...] = (1, 2)) -> list
             executor = client.get_executor(workers=names[:n], allow_other_workers=False)
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
-                sweep(points, cache=Cache(tmp), executor=executor, progress=False)
+                sweep(points, cache=Cache(tmp), executor=executor, progress=False,
+                      blocks=blocks)
                 rows.append({"workers": n, "seconds": time.perf_counter() - start})
     work = rows[0]["seconds"] * rows[0]["workers"]
     for row in rows:

@@ -25,10 +25,13 @@ them; run it with one numba thread so that they are seconds on one core:
 from __future__ import annotations
 
 import argparse
+import heapq
+import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -76,11 +79,18 @@ class Cost:
     points: int = 0
     samples: int = 0
     simulation_s: float = 0.0  # estimated: probe time x samples / probe, summed over points
+    #: the part of ``simulation_s`` from points an earlier claim already counted (estimates
+    #: sharing one ``probes`` dict; a full run computes a shared point once, the cache serves it)
+    shared_s: float = 0.0
     other_s: float = 0.0  # measured: the claim's own work outside its simulations
     error: str = ""  # set when the claim could not run to the end on probe values
+    note: str = ""  # where the numbers come from, when not from probes
     kinds: dict[str, float] = field(default_factory=dict)
     #: the projected sensitivity of each comparison
     detectable: list[Projection] = field(default_factory=list)
+    #: per ``sweep`` call of the claim, in order: ``(result key, estimated seconds, samples)``
+    #: of each point the claim had not swept before (the schedule ``wall_seconds`` models)
+    sweeps: list[list[tuple[str, float, int]]] = field(default_factory=list)
 
     def of_role(self, role: str) -> list[Projection]:
         return [p for p in self.detectable if p.role == role]
@@ -141,22 +151,46 @@ def point_seconds(point: Point, target: float = 0.2, min_samples: int = 1
     return small, max(t1 - per_sample, 0.0) + per_sample * point.samples
 
 
-def _probe_sweep(cost: Cost, min_samples: int = MIN_SAMPLES) -> Any:
-    """A stand-in for ``sim.sweep.sweep`` that probes each point (``point_seconds``)."""
+#: probes already run, by result key: ``(probe result, estimated seconds of the point, the claim
+#: that counted it first)``
+Probes = dict[str, tuple[Result, float, str]]
+
+
+def _probe_sweep(cost: Cost, min_samples: int = MIN_SAMPLES, probes: Probes | None = None
+                 ) -> Any:
+    """A stand-in for ``sim.sweep.sweep`` that probes each point (``point_seconds``).
+
+    A point is counted once per claim, as a real run computes it once (the cache serves it
+    again); ``probes`` (shared between claims) reuses a point's probe, and a point another
+    claim counted first goes to ``cost.shared_s`` as well."""
+    from sim.cache import result_key
+
     warm: set[tuple[str, str]] = set()
+    probes = {} if probes is None else probes
+    counted: set[str] = set()
 
     def fake_sweep(points: Iterable[Point], **_: Any) -> list[Result]:
         results = []
+        computed = []
+        cost.sweeps.append(computed)
         for point in points:
             start = time.process_time()
-            if (point.kind, point.config.dtype) not in warm:  # load the compiled kernels
-                simulate(point.config, 1, point.seed, point.kind, progress=False)
-                warm.add((point.kind, point.config.dtype))
-            small, seconds = point_seconds(point, min_samples=min_samples)
-            cost.points += 1
-            cost.samples += point.samples
-            cost.simulation_s += seconds
-            cost.kinds[point.kind] = cost.kinds.get(point.kind, 0.0) + seconds
+            key = result_key(point.config, point.samples, point.seed, point.kind)
+            if key not in probes:
+                if (point.kind, point.config.dtype) not in warm:  # load the compiled kernels
+                    simulate(point.config, 1, point.seed, point.kind, progress=False)
+                    warm.add((point.kind, point.config.dtype))
+                probes[key] = (*point_seconds(point, min_samples=min_samples), cost.claim)
+            small, seconds, first = probes[key]
+            if key not in counted:
+                counted.add(key)
+                computed.append((key, seconds, point.samples))
+                cost.points += 1
+                cost.samples += point.samples
+                cost.simulation_s += seconds
+                cost.kinds[point.kind] = cost.kinds.get(point.kind, 0.0) + seconds
+                if first != cost.claim:
+                    cost.shared_s += seconds
             cost.other_s -= time.process_time() - start  # not the claim's own work
             n = small.samples
             values = np.tile(small.values, (-(-point.samples // n), 1, 1))[:point.samples]
@@ -171,16 +205,19 @@ def _probe_sweep(cost: Cost, min_samples: int = MIN_SAMPLES) -> Any:
     return fake_sweep
 
 
-def estimate(claim_id: str, profile: str = "full", min_samples: int = MIN_SAMPLES) -> Cost:
+def estimate(claim_id: str, profile: str = "full", min_samples: int = MIN_SAMPLES,
+             probes: Probes | None = None) -> Cost:
     """The estimated CPU cost of ``claim_id`` under ``profile``, and the projected detectable
-    discrepancies of its comparisons (module docstring)."""
+    discrepancies of its comparisons (module docstring). Pass the same ``probes`` dict to the
+    estimates of several claims to probe a shared point once and count it in ``shared_s`` of
+    every claim after the first."""
     import importlib
 
     from sim.claims import all_claims, get_claim
 
     claim = get_claim(claim_id)
     cost = Cost(claim.id, profile)
-    fake = _probe_sweep(cost, min_samples)
+    fake = _probe_sweep(cost, min_samples, probes)
     modules = {getattr(c.run, "__module__", "") for c in all_claims().values()}
     patches = [mock.patch.object(importlib.import_module(m), "sweep", fake)
                for m in sorted(modules) if m.startswith("sim.claims.")
@@ -201,8 +238,84 @@ def estimate(claim_id: str, profile: str = "full", min_samples: int = MIN_SAMPLE
     return cost
 
 
+def cost_to_dict(cost: Cost) -> dict[str, Any]:
+    """``cost`` as JSON-ready data (``cost_from_dict`` inverts it)."""
+    return asdict(cost)
+
+
+def cost_from_dict(data: dict[str, Any]) -> Cost:
+    """The ``Cost`` that ``cost_to_dict`` wrote."""
+    data = dict(data)
+    data["detectable"] = [Projection(**p) for p in data.get("detectable", [])]
+    data["sweeps"] = [[(k, float(t), int(n)) for k, t, n in sweep]
+                      for sweep in data.get("sweeps", [])]
+    return Cost(**data)
+
+
+def account_shared(costs: Sequence[Cost]) -> None:
+    """Set every ``shared_s`` from the points' keys, in the order of ``costs``: the seconds of
+    the points a claim above already counted (estimates made in separate processes, then put
+    together)."""
+    seen: set[str] = set()
+    for c in costs:
+        mine = {k: t for sweep in c.sweeps for k, t, _ in sweep}
+        c.shared_s = sum(t for k, t in mine.items() if k in seen)
+        seen.update(mine)
+
+
+def list_schedule(seconds: Sequence[float], workers: int) -> float:
+    """Makespan of tasks of ``seconds`` handed out in their order, each to the first free of
+    ``workers`` equal workers (greedy list scheduling, as a Dask scheduler hands out a sweep's
+    points); at most ``sum/workers + max`` (Graham)."""
+    if workers < 1:
+        raise ValueError(f"workers={workers!r} must be >= 1")
+    free = [0.0] * min(workers, max(len(seconds), 1))
+    for t in seconds:
+        heapq.heapreplace(free, free[0] + t)
+    return max(free)
+
+
+def wall_seconds(costs: Sequence[Cost], workers: int, blocks: bool = True) -> float:
+    """Modelled wall time of ``sigprop verify`` of ``costs``' claims, in their order, on
+    ``workers`` workers: claims run one after another; each claim's own work (``other_s``:
+    theory, fits, direct Monte Carlo outside sweeps) runs on the client, and each sweep
+    call's points not computed before are ``list_schedule``d (a point computed before is a
+    cache hit), each point as ``min(workers, samples)`` equal blocks of samples (``sim.sweep``
+    on a Dask cluster) or, with ``blocks=False``, whole. Communication and scheduler overhead
+    are not modelled (milliseconds per task, against seconds to hours)."""
+    seen: set[str] = set()
+    total = 0.0
+    for c in costs:
+        total += c.other_s
+        for sweep in c.sweeps:
+            tasks = []
+            for key, t, n in sweep:
+                if key in seen:
+                    continue
+                seen.add(key)
+                k = min(workers, n) if blocks else 1
+                tasks += [t / k] * k
+            total += list_schedule(tasks, workers)
+    return total
+
+
+def format_scaling(costs: Sequence[Cost], workers: Sequence[int] = (1, 2, 8, 64, 256)) -> str:
+    """A Markdown table of ``wall_seconds`` for each worker count, with points split into blocks
+    of samples and whole: hours, speedup over one worker and efficiency (speedup / workers)."""
+    one = wall_seconds(costs, 1)
+    rows = []
+    for w in workers:
+        t, whole = wall_seconds(costs, w), wall_seconds(costs, w, blocks=False)
+        rows.append((w, f"{t / 3600:.2f}", f"{one / t:.1f}", f"{one / t / w:.0%}",
+                     f"{whole / 3600:.2f}", f"{one / whole / w:.0%}"))
+    return markdown_table(("workers", "wall time (h)", "speedup", "efficiency",
+                           "whole points: wall time (h)", "whole points: efficiency"), rows)
+
+
 def format_costs(costs: Sequence[Cost]) -> str:
-    """A Markdown table of ``costs`` with a total row (CPU hours)."""
+    """A Markdown table of ``costs`` with a total row (CPU hours). A claim's simulation cost is
+    that of running it alone, with the part other claims above it already count in brackets;
+    the total counts every point once."""
     def counts(exact: int, reference: int, costs: Sequence[Cost]) -> tuple[str, str]:
         n_exact = sum(len(c.of_role("exact")) for c in costs)
         n_ref = sum(len(c.of_role("reference")) for c in costs)
@@ -210,12 +323,21 @@ def format_costs(costs: Sequence[Cost]) -> str:
         note = f" ({limited} bias-limited)" if limited else ""
         return f"{exact} of {n_exact}{note}", f"{reference} of {n_ref}"
 
+    def simulation(c: Cost) -> str:
+        shared = f" ({c.shared_s / 3600:.3f} shared)" if c.shared_s else ""
+        return f"{c.simulation_s / 3600:.3f}{shared}"
+
     rows: list[tuple[object, ...]] = [
-        (c.claim, c.points, c.samples, f"{c.simulation_s / 3600:.3f}",
+        (c.claim, c.points, c.samples, simulation(c),
          f"{c.other_s / 3600:.3f}", _percent(c.largest_detectable),
-         *counts(c.above_target, c.reference_above_target, [c]), c.error) for c in costs]
-    rows.append(("**total**", sum(c.points for c in costs), sum(c.samples for c in costs),
-                 f"**{sum(c.simulation_s for c in costs) / 3600:.2f}**",
+         *counts(c.above_target, c.reference_above_target, [c]),
+         "; ".join(t for t in (c.note, c.error) if t)) for c in costs]
+    # the total counts a point shared by several claims once, as a full run computes it once
+    unique = {k: n for c in costs for sweep in c.sweeps for k, _, n in sweep}
+    points, samples = ((len(unique), sum(unique.values())) if unique else
+                       (sum(c.points for c in costs), sum(c.samples for c in costs)))
+    rows.append(("**total**", points, samples,
+                 f"**{sum(c.simulation_s - c.shared_s for c in costs) / 3600:.2f}**",
                  f"**{sum(c.other_s for c in costs) / 3600:.2f}**", "",
                  *counts(sum(c.above_target for c in costs),
                          sum(c.reference_above_target for c in costs), costs), ""))
@@ -226,6 +348,28 @@ def format_costs(costs: Sequence[Cost]) -> str:
 
 def _percent(x: float) -> str:
     return "-" if x != x else "inf" if x == float("inf") else f"{100 * x:.2g}%"
+
+
+def save_costs(costs: Sequence[Cost], path: str) -> None:
+    """Write ``costs`` to ``path`` as JSON (``load_costs`` reads them)."""
+    from sim.cache import atomic_write
+
+    text = json.dumps([cost_to_dict(c) for c in costs], separators=(",", ":")).encode()
+    atomic_write(Path(path), lambda f: f.write(text))
+
+
+def load_costs(paths: Iterable[str]) -> list[Cost]:
+    """The costs in the ``save_costs`` files ``paths``, in order, with ``shared_s`` accounted
+    over all of them (``account_shared``)."""
+    costs = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+            costs += [cost_from_dict(d) for d in data]
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: not a file of saved costs ({exc})") from exc
+    account_shared(costs)
+    return costs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -240,21 +384,40 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "discrepancy)")
     parser.add_argument("--worst", type=int, default=0, metavar="N",
                         help="also list each claim's N least sensitive comparisons")
+    parser.add_argument("--save", metavar="FILE",
+                        help="write the estimates to FILE (JSON), after every claim")
+    parser.add_argument("--load", metavar="FILE", nargs="+",
+                        help="print the tables of estimates saved by --save (no probes run; "
+                             "points shared between files counted once)")
     args = parser.parse_args(argv)
     if args.min_samples < 2:
         parser.error("--min-samples must be >= 2 (one sample has no spread)")
-    costs = []
-    for claim_id in args.claims or list(all_claims()):
-        cost = estimate(claim_id, args.profile, args.min_samples)
-        print(f"{cost.claim}: {cost.points} points, simulation {cost.simulation_s:.1f} s, "
-              f"other {cost.other_s:.1f} s, largest detectable "
-              f"{_percent(cost.largest_detectable)} {cost.error}", file=sys.stderr, flush=True)
-        for p in sorted(cost.detectable, key=lambda p: -p.relative)[:args.worst]:
-            limited = f", bias {p.bias:.3g}: bias-limited" if p.bias_limited else ""
-            print(f"    {_percent(p.relative)} (absolute {p.absolute:.3g}, {p.role}{limited})  "
-                  f"{p.label}", file=sys.stderr, flush=True)
-        costs.append(cost)
+    if args.load:
+        if args.claims:
+            parser.error("--load takes no claim ids")
+        try:
+            costs = load_costs(args.load)
+        except ValueError as exc:
+            print(f"sim.costs: {exc}", file=sys.stderr)
+            return 2
+    else:
+        costs, probes = [], {}
+        for claim_id in args.claims or list(all_claims()):
+            cost = estimate(claim_id, args.profile, args.min_samples, probes)
+            print(f"{cost.claim}: {cost.points} points, simulation {cost.simulation_s:.1f} s "
+                  f"({cost.shared_s:.1f} s shared), other {cost.other_s:.1f} s, largest "
+                  f"detectable {_percent(cost.largest_detectable)} {cost.error}",
+                  file=sys.stderr, flush=True)
+            for p in sorted(cost.detectable, key=lambda p: -p.relative)[:args.worst]:
+                limited = f", bias {p.bias:.3g}: bias-limited" if p.bias_limited else ""
+                print(f"    {_percent(p.relative)} (absolute {p.absolute:.3g}, {p.role}"
+                      f"{limited})  {p.label}", file=sys.stderr, flush=True)
+            costs.append(cost)
+            if args.save:
+                save_costs(costs, args.save)
     print(format_costs(costs))
+    print()
+    print(format_scaling(costs))
     return 0
 
 

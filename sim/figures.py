@@ -293,6 +293,40 @@ def throughput(rows: list[dict]) -> Figure:
     return fig
 
 
+def full_profile_costs(costs: list, workers: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+                       ) -> Figure:
+    """Projected ``full``-profile cost (``sim.costs.Cost`` list): CPU hours per claim (a point
+    shared with a claim above counted there), and the modelled wall time of
+    ``sigprop verify --profile full`` against the worker count (``sim.costs.wall_seconds``,
+    points split into blocks of samples and whole), with perfect scaling and the client's
+    serial work as lines."""
+    from sim.costs import wall_seconds
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    names = [c.claim for c in costs]
+    own = np.array([(c.simulation_s - c.shared_s) / 3600 for c in costs])
+    other = np.array([c.other_s / 3600 for c in costs])
+    y = np.arange(len(costs))
+    left.barh(y, own, color="tab:blue", label="simulation (sweeps)")
+    left.barh(y, other, left=own, color="tab:orange", label="client (theory, direct MC)")
+    left.set_yticks(y, names, fontsize=6)
+    left.invert_yaxis()
+    left.set(xlabel="CPU hours", title="projected cost per claim")
+    left.legend(fontsize=7)
+    ws = np.array(workers)
+    wall = np.array([wall_seconds(costs, int(w)) for w in ws]) / 3600
+    whole = np.array([wall_seconds(costs, int(w), blocks=False) for w in ws]) / 3600
+    right.loglog(ws, wall, "o-", label="points in blocks of samples (sigprop)")
+    right.loglog(ws, whole, "s:", color="tab:gray", label="whole points, one task each")
+    right.loglog(ws, wall[0] / ws, "k--", lw=0.8, label="perfect scaling")
+    right.axhline(other.sum(), color="tab:orange", lw=0.8, label="client work (serial)")
+    right.set(xlabel="workers (one core each)", ylabel="wall hours", title="sigprop verify "
+              "--profile full")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 #: figure name -> (claim id, drawing function)
 FIGURES: dict[str, tuple[str, Callable[[ClaimResult], Figure]]] = {
     "gap3_stable_rank": ("GAP-3", gap3_stable_rank),

@@ -272,19 +272,34 @@ def simulate(config: Config, samples: int, seed: int = 0, kind: str = "forward",
     ``chunk`` samples go to the kernel at a time (the result does not depend on it); a progress
     bar shows on a terminal unless ``progress=False``."""
     check_run(samples, seed)
+    with progress_bar(samples, "samples", progress) as bar:
+        out = sample_values(config, seed, kind, 0, samples, chunk=chunk, bar=bar)
+    return Result(config, samples, seed, out, kind)
+
+
+def sample_values(config: Config, seed: int, kind: str, start: int, stop: int, *,
+                  chunk: int = 64, bar: Any = None) -> np.ndarray:
+    """The values of samples ``start .. stop - 1`` of ``simulate(config, samples, seed, kind)``
+    for any ``samples >= stop``: ``(stop - start) x layers x observables``, the same bits as
+    those rows of the full run (every sample is seeded by its index alone). ``bar``: a
+    progress bar to advance by the samples done."""
+    check_run(max(stop, 1), seed)
+    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < stop:
+        raise ValueError(f"samples {start!r} .. {stop!r} must satisfy 0 <= start < stop")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk={chunk!r} must be an integer >= 1")
     spec = get_kind(kind)
     if spec.check is not None:
         spec.check(config)
     ip, fp, proto = kernels.encode(config)
-    out = np.empty((samples, spec.layers(config), len(spec.observables)))
-    with threadpool_limits(1), progress_bar(samples, "samples", progress) as bar:
-        for start in range(0, samples, chunk):
-            stop = min(samples, start + chunk)
-            out[start:stop] = spec.kernel(ip, fp, rng.sample_seeds(seed, start, stop), proto)
-            bar.update(stop - start)
-    return Result(config, samples, seed, out, kind)
+    out = np.empty((stop - start, spec.layers(config), len(spec.observables)))
+    with threadpool_limits(1):
+        for a in range(start, stop, chunk):
+            b = min(stop, a + chunk)
+            out[a - start:b - start] = spec.kernel(ip, fp, rng.sample_seeds(seed, a, b), proto)
+            if bar is not None:
+                bar.update(b - a)
+    return out
 
 
 def first_layer_attention(config: Config, sample: int, seed: int = 0) -> np.ndarray:

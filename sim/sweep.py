@@ -3,7 +3,8 @@
 Conventions:
 
 - A ``Point`` is one ``simulate(config, samples, seed, kind)`` call. Its result depends on the
-  point alone (bit for bit), so the executor and the worker and thread counts never change it.
+  point alone (bit for bit), so the executor, the worker and thread counts and the blocks of
+  samples it is split into never change it.
 - ``sweep`` returns one ``Result`` per point, in the order of ``points``. Points already cached
   are loaded; duplicates are computed once; each computed point is written to the cache as soon
   as it finishes, so an interrupted sweep resumes by recomputing only the missing points.
@@ -22,6 +23,8 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import numpy as np
 
 from sim import montecarlo
 from sim.cache import Cache, result_key
@@ -54,6 +57,23 @@ def run_point(point: Point) -> Result:
     """Simulate one point (no progress bar). A top-level function, so executors can pickle it."""
     return montecarlo.simulate(point.config, point.samples, point.seed, point.kind,
                                progress=False)
+
+
+def run_block(point: Point, start: int, stop: int) -> tuple[str, np.ndarray]:
+    """``(sigprop version, values)`` of samples ``start .. stop - 1`` of ``point``: those rows
+    of ``run_point(point).values``, bit for bit (``montecarlo.sample_values``). A top-level
+    function, so executors can pickle it."""
+    return VERSION, montecarlo.sample_values(point.config, point.seed, point.kind, start, stop)
+
+
+def sample_blocks(samples: int, parts: int) -> list[tuple[int, int]]:
+    """``min(parts, samples)`` contiguous ``(start, stop)`` ranges of near-equal size covering
+    ``0 .. samples - 1`` in order."""
+    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+        raise ValueError(f"parts={parts!r} must be an integer >= 1")
+    n = min(parts, samples)
+    edges = [samples * i // n for i in range(n + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def usable_cores() -> int:
@@ -114,14 +134,18 @@ def _check_result(point: Point, result: Any) -> Result:
 
 def sweep(points: Iterable[Point], *, cache: Cache | None = None,
           executor: Literal["serial", "processes"] | cf.Executor = "processes",
-          max_workers: int | None = None, progress: bool | None = None) -> list[Result]:
+          max_workers: int | None = None, progress: bool | None = None,
+          blocks: int | None = None) -> list[Result]:
     """Results of ``points``, in their order, loaded from ``cache`` (default ``Cache()``) or
     computed on ``executor`` and cached as each finishes.
 
     ``"processes"`` runs ``min(max_workers or cores, missing points)`` worker processes with
     ``cores // workers`` numba threads each (a single missing point runs in this process). A given
-    ``Executor`` is used, not shut down. A progress bar over points shows on a terminal unless
-    ``progress=False``."""
+    ``Executor`` is used, not shut down. Each missing point goes to it as ``blocks`` tasks of
+    contiguous samples (``sample_blocks``, ``run_block``), assembled in order on the client,
+    so the result is the same bits; default: ``sim.cluster.default_blocks(executor)`` (one
+    task per point except on a Dask cluster). A point is cached once all its blocks are in. A
+    progress bar over points shows on a terminal unless ``progress=False``."""
     points = list(points)
     for i, point in enumerate(points):
         if not isinstance(point, Point):
@@ -136,6 +160,9 @@ def sweep(points: Iterable[Point], *, cache: Cache | None = None,
     if max_workers is not None and (isinstance(max_workers, bool)
                                      or not isinstance(max_workers, int) or max_workers < 1):
         raise ValueError(f"max_workers={max_workers!r} must be an integer >= 1 or None")
+    if blocks is not None and (isinstance(blocks, bool) or not isinstance(blocks, int)
+                               or blocks < 1):
+        raise ValueError(f"blocks={blocks!r} must be an integer >= 1 or None")
     cache = Cache() if cache is None else cache
 
     keys = [result_key(p.config, p.samples, p.seed, p.kind) for p in points]
@@ -159,33 +186,71 @@ def sweep(points: Iterable[Point], *, cache: Cache | None = None,
             for key in missing:
                 record(key, run_point(unique[key]))
         elif missing:
+            from sim.cluster import default_blocks
+
             owned = isinstance(executor, str)
             pool = _process_pool(workers) if owned else executor
-            _run_on(pool, owned, missing, unique, results, record)
+            parts = 1 if owned else (blocks or default_blocks(executor))
+            _run_on(pool, owned, missing, unique, parts, record)
     return [results[key] for key in keys]
 
 
-def _run_on(pool: Any, owned: bool, missing: list[str], unique: dict[str, Point],
-            results: dict[str, Result], record: Any) -> None:
-    """Submit the missing points to ``pool``; record each as it completes. On any error or
-    interrupt, cancel what has not started and keep what did finish."""
-    futures: dict[Any, str] = {}
+def _block_values(point: Point, start: int, stop: int, block: Any) -> np.ndarray:
+    """The values of a ``run_block`` result, refused if it is not that block's."""
+    if not (isinstance(block, tuple) and len(block) == 2 and isinstance(block[1], np.ndarray)):
+        raise TypeError(f"the executor returned {type(block).__name__}, not a block of samples")
+    version, values = block
+    if version != VERSION:
+        raise RuntimeError(f"a worker returned a result of sigprop version {version}, but "
+                           f"this process runs {VERSION}; install the same version everywhere")
+    if values.shape[0] != stop - start:
+        raise RuntimeError(f"the executor returned {values.shape[0]} samples for samples "
+                           f"{start} .. {stop - 1} of {point}")
+    return values
+
+
+def _run_on(pool: Any, owned: bool, missing: list[str], unique: dict[str, Point], parts: int,
+            record: Any) -> None:
+    """Submit the missing points to ``pool``, each as ``parts`` blocks of samples; record a point
+    once all its blocks are in. On any error or interrupt, cancel what has not started and keep
+    the points whose blocks all finished."""
+    futures: dict[Any, tuple[str, int, int]] = {}
+    done: dict[str, dict[int, np.ndarray]] = {key: {} for key in missing}
+    collected: set[Any] = set()
+
+    def collect(future: Any) -> None:
+        key, start, stop = futures[future]
+        point = unique[key]
+        collected.add(future)
+        if parts == 1:  # whole points: run_point's Result
+            record(key, future.result())
+            return
+        done[key][start] = _block_values(point, start, stop, future.result())
+        if sum(len(v) for v in done[key].values()) == point.samples:
+            values = np.concatenate([done[key][a] for a in sorted(done[key])])
+            record(key, Result(point.config, point.samples, point.seed, values, point.kind))
+
     try:
         for key in missing:
-            futures[pool.submit(run_point, unique[key])] = key
+            point = unique[key]
+            if parts == 1:
+                futures[pool.submit(run_point, point)] = (key, 0, point.samples)
+                continue
+            for start, stop in sample_blocks(point.samples, parts):
+                futures[pool.submit(run_block, point, start, stop)] = (key, start, stop)
         for future in _completed(list(futures)):
-            record(futures[future], future.result())
+            collect(future)
     except BaseException:
         for future in futures:
             future.cancel()
         if owned:
             pool.shutdown(wait=True, cancel_futures=True)
             owned = False
-        for future, key in futures.items():  # cache what finished meanwhile
-            if (key not in results and isinstance(future, cf.Future) and future.done()
+        for future in futures:  # cache what finished meanwhile
+            if (future not in collected and isinstance(future, cf.Future) and future.done()
                     and not future.cancelled() and future.exception() is None):
                 with contextlib.suppress(Exception):  # the original error matters more
-                    record(key, future.result())
+                    collect(future)
         raise
     finally:
         if owned:

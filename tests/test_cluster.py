@@ -13,7 +13,7 @@ import pytest
 
 from sim.cache import Cache
 from sim.cli import main
-from sim.cluster import cluster_executor, scheduler_address
+from sim.cluster import cluster_executor, default_blocks, scheduler_address
 from sim.config import Config
 from sim.sweep import Point, sweep
 
@@ -36,10 +36,13 @@ def _points(n: int, depth: int = 2, samples: int = 8) -> list[Point]:
             for i in range(n)]
 
 
-def test_cluster_results_equal_local_results(cluster, tmp_path: Path) -> None:
+def test_cluster_results_equal_local_results(cluster, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIGPROP_BLOCKS", raising=False)
     points = _points(6)
     local = sweep(points, cache=Cache(tmp_path / "local"), executor="serial", progress=False)
     with cluster_executor(cluster.scheduler_address) as executor:
+        assert default_blocks(executor) == 2  # each point as two blocks, one per worker
         remote = sweep(points, cache=Cache(tmp_path / "remote"), executor=executor,
                        progress=False)
     for a, b in zip(local, remote, strict=True):
@@ -51,8 +54,9 @@ def test_cluster_results_equal_local_results(cluster, tmp_path: Path) -> None:
 
 
 def test_sweep_survives_a_killed_worker(cluster, tmp_path: Path) -> None:
-    """Kill one worker process mid-sweep: the sweep still finishes, every point is cached once,
-    and the results equal the local ones."""
+    """Kill one worker process mid-sweep: the sweep still finishes (the scheduler reruns the
+    lost blocks of samples), every point is cached once, and the results equal the local
+    ones."""
     points = _points(10, depth=8, samples=160)
     cache = Cache(tmp_path / "cache")
     out: dict[str, object] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sim.claims.gap import gap3_points
@@ -102,3 +103,90 @@ def test_bias_limited_comparisons_are_told_apart() -> None:
     assert "2 of 2 (1 bias-limited)" in format_costs([cost])
     assert Cost("y", "full", detectable=[sampled]).bias_limited == 0
     assert not Projection("exact identity", 0.0, 0.0, "exact").bias_limited  # no 0/0
+
+
+def test_a_point_shared_by_claims_is_probed_and_totalled_once() -> None:
+    """REM-1 and REM-2 judge the same rows sweep: with one ``probes`` dict the second estimate
+    reuses the first's probes and counts their whole cost as shared, so the total is one sweep,
+    not two (the twin: separate estimates, whose naive sum is twice as much)."""
+    from sim.claims.rem import rows_points
+    from sim.costs import Cost
+
+    probes: dict = {}
+    first = estimate("REM-1", "quick", probes=probes)
+    second = estimate("REM-2", "quick", probes=probes)
+    points = rows_points("quick")
+    assert len(probes) == len(points) == first.points == second.points
+    assert first.shared_s == 0 and second.shared_s == second.simulation_s > 0
+    assert second.simulation_s == first.simulation_s  # the same probes, not new ones
+    total = format_costs([first, second]).splitlines()[-1]
+    assert f"**{first.simulation_s / 3600:.2f}**" in total
+    alone = estimate("REM-2", "quick")
+    assert alone.shared_s == 0
+    naive = Cost("x", "quick", simulation_s=first.simulation_s + alone.simulation_s)
+    assert naive.simulation_s > 1.5 * first.simulation_s
+
+
+def test_a_point_repeated_within_a_claim_is_counted_once() -> None:
+    """A real run computes a repeated point once (the sweep and the cache deduplicate it)."""
+    from sim.costs import Cost, _probe_sweep
+
+    point = Point(Config(T=8, d=8, depth=1), 100, seed=3)
+    cost = Cost("x", "quick")
+    fake = _probe_sweep(cost)
+    fake([point, point])
+    fake([point])
+    assert cost.points == 1 and cost.samples == 100 and cost.shared_s == 0
+
+
+def test_list_schedule_hands_points_out_in_order() -> None:
+    """Greedy list scheduling: [4, 1, 1] on 2 workers takes 4 (the perfect split, 3, is not
+    reachable), on 1 worker the sum, and never more than Graham's sum/W + max."""
+    from sim.costs import list_schedule
+
+    assert list_schedule([4, 1, 1], 2) == 4
+    assert list_schedule([1, 1, 4], 2) == 5  # order matters: the long point comes last
+    assert list_schedule([4, 1, 1], 1) == 6
+    assert list_schedule([], 8) == 0
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        t = list(rng.exponential(size=rng.integers(1, 40)))
+        w = int(rng.integers(1, 10))
+        assert max(max(t), sum(t) / w) <= list_schedule(t, w) <= sum(t) / w + max(t) + 1e-12
+    with pytest.raises(ValueError):
+        list_schedule([1.0], 0)
+
+
+def test_wall_time_model_serves_repeated_points_from_the_cache() -> None:
+    """A claim's own work runs on the client, each sweep is scheduled, and a point an earlier
+    sweep or claim computed costs nothing: the total counts it once (16 hours, not 20)."""
+    from sim.costs import Cost, account_shared, wall_seconds
+
+    h = 3600.0
+    a = Cost("A", "full", other_s=10 * h, simulation_s=8 * h,
+             sweeps=[[("p", 4 * h, 10), ("q", 4 * h, 10)]])
+    b = Cost("B", "full", other_s=1 * h, simulation_s=12 * h,
+             sweeps=[[("p", 4 * h, 10)], [("r", 8 * h, 5)]])
+    assert wall_seconds([a, b], 1) == (10 + 8 + 1 + 0 + 8) * h
+    # whole points: q and p side by side, r alone on one worker
+    assert wall_seconds([a, b], 2, blocks=False) == (10 + 4 + 1 + 0 + 8) * h
+    # blocks of samples: r's 5 samples as two blocks of 4 hours
+    assert wall_seconds([a, b], 2) == (10 + 4 + 1 + 0 + 4) * h
+    assert wall_seconds([a, b], 8) == (10 + 1 + 1 + 0 + 8 / 5) * h  # 5 samples: 5 blocks
+    account_shared([a, b])
+    assert (a.shared_s, b.shared_s) == (0.0, 4 * h)
+    total = format_costs([a, b]).splitlines()[-1]
+    assert total.startswith("| **total** | 3 | 25 | **16.00** |")  # unique points
+
+
+def test_saved_costs_load_back(tmp_path) -> None:
+    from sim.costs import Cost, Projection, load_costs, save_costs
+
+    cost = Cost("A", "full", points=1, samples=10, simulation_s=2.5, other_s=1.0,
+                kinds={"order": 2.5}, detectable=[Projection("x", 0.01, 0.2, "exact", 0.1)],
+                sweeps=[[("p", 2.5, 10)]])
+    save_costs([cost], str(tmp_path / "c.json"))
+    assert load_costs([str(tmp_path / "c.json")]) == [cost]
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match="bad.json"):
+        load_costs([str(tmp_path / "bad.json")])

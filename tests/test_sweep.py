@@ -218,3 +218,65 @@ def test_bad_sweep_input_is_a_value_error(cache: Cache, points: list, kwargs: di
 def test_values_are_finite_somewhere(reference: list[Result]) -> None:
     """Guard against comparing arrays that are all NaN (bytes would still match)."""
     assert all(np.isfinite(r.values).any() for r in reference)
+
+
+def test_sample_blocks_cover_the_samples_in_order() -> None:
+    from sim.sweep import sample_blocks
+
+    assert sample_blocks(10, 3) == [(0, 3), (3, 6), (6, 10)]
+    assert sample_blocks(2, 5) == [(0, 1), (1, 2)]
+    assert sample_blocks(7, 1) == [(0, 7)]
+    with pytest.raises(ValueError):
+        sample_blocks(7, 0)
+
+
+def test_a_block_of_samples_is_those_rows_of_the_whole_run(reference: list[Result]) -> None:
+    """Samples are seeded by their index alone, so samples 1..3 of a point are rows 1..3 of the
+    whole run; the twin, samples 0..2, are not."""
+    point, whole = POINTS[-1], reference[-1]
+    block = montecarlo.sample_values(point.config, point.seed, point.kind, 1, 4)
+    assert block.tobytes() == whole.values[1:4].tobytes()
+    assert block.tobytes() != whole.values[0:3].tobytes()
+    with pytest.raises(ValueError):
+        montecarlo.sample_values(point.config, point.seed, point.kind, 3, 3)
+
+
+@pytest.mark.parametrize("blocks", [2, 3, 100])
+def test_points_split_into_blocks_give_the_same_bits(cache: Cache, reference: list[Result],
+                                                     threadsafe_numba: None,
+                                                     blocks: int) -> None:
+    with cf.ThreadPoolExecutor(max_workers=2) as pool:
+        _same(sweep(POINTS, cache=cache, executor=pool, progress=False, blocks=blocks),
+              reference)
+    counter = Counter()  # and every point went to the cache whole
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(montecarlo, "simulate", counter)
+        _same(sweep(POINTS, cache=cache, executor="serial", progress=False), reference)
+    assert not counter.calls
+
+
+def test_a_block_from_another_version_is_refused(cache: Cache, monkeypatch: pytest.MonkeyPatch,
+                                                 threadsafe_numba: None) -> None:
+    import sim.sweep
+
+    monkeypatch.setattr(sim.sweep, "run_block",
+                        lambda p, a, b: ("0.0.0", montecarlo.sample_values(
+                            p.config, p.seed, p.kind, a, b)))
+    with cf.ThreadPoolExecutor(max_workers=2) as pool, pytest.raises(RuntimeError,
+                                                                      match="version 0.0.0"):
+        sweep(POINTS[:1], cache=cache, executor=pool, progress=False, blocks=2)
+    with pytest.raises(ValueError, match="blocks"):
+        sweep(POINTS[:1], cache=cache, executor="serial", progress=False, blocks=0)
+
+
+def test_blocks_default_to_whole_points_off_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.cluster import BLOCKS_ENV, default_blocks
+
+    monkeypatch.delenv(BLOCKS_ENV, raising=False)
+    with cf.ThreadPoolExecutor(max_workers=2) as pool:
+        assert default_blocks(pool) == 1
+        monkeypatch.setenv(BLOCKS_ENV, "16")
+        assert default_blocks(pool) == 16
+        monkeypatch.setenv(BLOCKS_ENV, "zero")
+        with pytest.raises(ValueError, match=BLOCKS_ENV):
+            default_blocks(pool)
