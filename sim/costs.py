@@ -20,6 +20,11 @@ kept. Comparisons that the claim computes outside its sweeps run for real.
 Times are the process's CPU time (``time.process_time``), so a busy machine does not inflate
 them; run it with one numba thread so that they are seconds on one core:
 ``NUMBA_NUM_THREADS=1 python -m sim.costs --profile full [CLAIM ...]``.
+
+Estimates keep every point's key, cost and samples by sweep (``Cost.sweeps``): a point several
+claims share is probed once and counted once in totals (``Cost.shared_s``), ``--save FILE`` /
+``--load FILE ...`` keep estimates made in separate processes and put them together, and
+``wall_seconds`` models the wall time of ``sigprop verify`` on a number of workers.
 """
 
 from __future__ import annotations

@@ -283,7 +283,7 @@ def sample_values(config: Config, seed: int, kind: str, start: int, stop: int, *
     for any ``samples >= stop``: ``(stop - start) x layers x observables``, the same bits as
     those rows of the full run (every sample is seeded by its index alone). ``bar``: a
     progress bar to advance by the samples done."""
-    check_run(max(stop, 1), seed)
+    check_run(stop, seed)
     if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < stop:
         raise ValueError(f"samples {start!r} .. {stop!r} must satisfy 0 <= start < stop")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
