@@ -84,8 +84,8 @@ class Cost:
     points: int = 0
     samples: int = 0
     simulation_s: float = 0.0  # estimated: probe time x samples / probe, summed over points
-    #: the part of ``simulation_s`` from points an earlier claim already counted (estimates
-    #: sharing one ``probes`` dict; a full run computes a shared point once, the cache serves it)
+    #: the part of ``simulation_s`` from points an earlier claim already counted (set by
+    #: ``account_shared``; a full run computes a shared point once, the cache serves it)
     shared_s: float = 0.0
     other_s: float = 0.0  # measured: the claim's own work outside its simulations
     error: str = ""  # set when the claim could not run to the end on probe values
@@ -156,9 +156,8 @@ def point_seconds(point: Point, target: float = 0.2, min_samples: int = 1
     return small, max(t1 - per_sample, 0.0) + per_sample * point.samples
 
 
-#: probes already run, by result key: ``(probe result, estimated seconds of the point, the claim
-#: that counted it first)``
-Probes = dict[str, tuple[Result, float, str]]
+#: probes already run, by result key: ``(probe result, estimated seconds of the point)``
+Probes = dict[str, tuple[Result, float]]
 
 
 def _probe_sweep(cost: Cost, min_samples: int = MIN_SAMPLES, probes: Probes | None = None
@@ -166,8 +165,7 @@ def _probe_sweep(cost: Cost, min_samples: int = MIN_SAMPLES, probes: Probes | No
     """A stand-in for ``sim.sweep.sweep`` that probes each point (``point_seconds``).
 
     A point is counted once per claim, as a real run computes it once (the cache serves it
-    again); ``probes`` (shared between claims) reuses a point's probe, and a point another
-    claim counted first goes to ``cost.shared_s`` as well."""
+    again); ``probes`` (shared between claims) reuses a point's probe."""
     from sim.cache import result_key
 
     warm: set[tuple[str, str]] = set()
@@ -185,8 +183,8 @@ def _probe_sweep(cost: Cost, min_samples: int = MIN_SAMPLES, probes: Probes | No
                 if (point.kind, point.config.dtype) not in warm:  # load the compiled kernels
                     simulate(point.config, 1, point.seed, point.kind, progress=False)
                     warm.add((point.kind, point.config.dtype))
-                probes[key] = (*point_seconds(point, min_samples=min_samples), cost.claim)
-            small, seconds, first = probes[key]
+                probes[key] = point_seconds(point, min_samples=min_samples)
+            small, seconds = probes[key]
             if key not in counted:
                 counted.add(key)
                 computed.append((key, seconds, point.samples))
@@ -194,8 +192,6 @@ def _probe_sweep(cost: Cost, min_samples: int = MIN_SAMPLES, probes: Probes | No
                 cost.samples += point.samples
                 cost.simulation_s += seconds
                 cost.kinds[point.kind] = cost.kinds.get(point.kind, 0.0) + seconds
-                if first != cost.claim:
-                    cost.shared_s += seconds
             cost.other_s -= time.process_time() - start  # not the claim's own work
             n = small.samples
             values = np.tile(small.values, (-(-point.samples // n), 1, 1))[:point.samples]
@@ -214,8 +210,8 @@ def estimate(claim_id: str, profile: str = "full", min_samples: int = MIN_SAMPLE
              probes: Probes | None = None) -> Cost:
     """The estimated CPU cost of ``claim_id`` under ``profile``, and the projected detectable
     discrepancies of its comparisons (module docstring). Pass the same ``probes`` dict to the
-    estimates of several claims to probe a shared point once and count it in ``shared_s`` of
-    every claim after the first."""
+    estimates of several claims to probe a shared point once; ``account_shared`` then sets
+    what each claim shares with the claims before it."""
     import importlib
 
     from sim.claims import all_claims, get_claim
@@ -409,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         costs, probes = [], {}
         for claim_id in args.claims or list(all_claims()):
             cost = estimate(claim_id, args.profile, args.min_samples, probes)
+            costs.append(cost)
+            account_shared(costs)
             print(f"{cost.claim}: {cost.points} points, simulation {cost.simulation_s:.1f} s "
                   f"({cost.shared_s:.1f} s shared), other {cost.other_s:.1f} s, largest "
                   f"detectable {_percent(cost.largest_detectable)} {cost.error}",
@@ -417,7 +415,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 limited = f", bias {p.bias:.3g}: bias-limited" if p.bias_limited else ""
                 print(f"    {_percent(p.relative)} (absolute {p.absolute:.3g}, {p.role}"
                       f"{limited})  {p.label}", file=sys.stderr, flush=True)
-            costs.append(cost)
             if args.save:
                 save_costs(costs, args.save)
     print(format_costs(costs))

@@ -110,11 +110,12 @@ def test_a_point_shared_by_claims_is_probed_and_totalled_once() -> None:
     reuses the first's probes and counts their whole cost as shared, so the total is one sweep,
     not two (the twin: separate estimates, whose naive sum is twice as much)."""
     from sim.claims.rem import rows_points
-    from sim.costs import Cost
+    from sim.costs import Cost, account_shared
 
     probes: dict = {}
     first = estimate("REM-1", "quick", probes=probes)
     second = estimate("REM-2", "quick", probes=probes)
+    account_shared([first, second])
     points = rows_points("quick")
     assert len(probes) == len(points) == first.points == second.points
     assert first.shared_s == 0 and second.shared_s == second.simulation_s > 0
