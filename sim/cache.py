@@ -15,6 +15,11 @@ Conventions:
 - A file that cannot be read, or whose checksum or metadata does not match the requested key, is
   corrupt: ``get`` warns ``CacheCorruptionWarning`` naming the file, deletes it and returns
   ``None`` so that the caller recomputes. A corrupt entry is never returned.
+- Blocks of samples (``put_block``): a sweep on a cluster computes a point as blocks of
+  contiguous samples and stores each finished block as ``<root>/blocks/<key>/<start>-<stop>.npz``
+  (the same format; ``meta`` adds ``start`` and ``stop``), so an interrupted sweep resumes from
+  the blocks it has. ``get_blocks`` returns the valid ones (a corrupt one warns and is deleted,
+  as above); ``drop_blocks`` removes them once the point itself is stored.
 - The cache lives in ``$SIGPROP_CACHE_DIR`` if set, else ``<project root>/.cache/sigprop``.
 """
 
@@ -25,6 +30,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 import tomllib
 import warnings
@@ -42,6 +49,8 @@ ENV_VAR = "SIGPROP_CACHE_DIR"
 SUFFIX = ".npz"
 TEMP_SUFFIX = ".tmp"
 PROJECT_NAME = "sigprop"
+BLOCKS_DIR = "blocks"
+_BLOCK_NAME = re.compile(r"([0-9]+)-([0-9]+)" + re.escape(SUFFIX))
 
 _FLOAT_FIELDS = frozenset(f.name for f in dataclasses.fields(Config) if f.type in ("float", float))
 
@@ -176,19 +185,26 @@ class Cache:
         ``None`` if absent or corrupt (then with a ``CacheCorruptionWarning``)."""
         identity = _identity(config, samples, seed, kind, None)
         key = hashlib.sha256(_dumps(identity).encode()).hexdigest()
-        path = self._path_of(key)
+        found = self._checked(self._path_of(key), key, identity)
+        if found is None:
+            return None
+        meta, values = found
+        return Result(Config.from_dict(meta["config"]), meta["samples"], meta["seed"], values,
+                      meta["kind"], meta["version"])
+
+    def _checked(self, path: Path, key: str,
+                 identity: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray] | None:
+        """``_read``'s ``(meta, values)``, or ``None`` when absent or corrupt (then warned and
+        deleted)."""
         try:
-            meta, values = self._read(path, key, identity)
+            return self._read(path, key, identity)
         except FileNotFoundError:
             return None
         except _Corrupt as err:
             self._discard(path, str(err))
-            return None
         except Exception as err:  # noqa: BLE001 - unreadable: truncated, bad CRC or header, ...
             self._discard(path, f"unreadable ({type(err).__name__}: {err})")
-            return None
-        return Result(Config.from_dict(meta["config"]), meta["samples"], meta["seed"], values,
-                      meta["kind"], meta["version"])
+        return None
 
     @staticmethod
     def _read(path: Path, key: str, identity: dict[str, Any]) -> tuple[dict[str, Any],
@@ -212,7 +228,8 @@ class Cache:
         if _dumps(stored) != _dumps(identity) or meta.get("key") != key:
             raise _Corrupt("metadata does not match the requested key")
         if (values.dtype != np.float64 or values.ndim != 3
-                or list(values.shape) != meta.get("shape") or values.shape[0] != meta["samples"]):
+                or list(values.shape) != meta.get("shape")
+                or values.shape[0] != meta.get("stop", meta["samples"]) - meta.get("start", 0)):
             raise _Corrupt(f"values of dtype {values.dtype} and shape {values.shape} do not match "
                            "the metadata")
         return meta, values
@@ -220,7 +237,7 @@ class Cache:
     @staticmethod
     def _discard(path: Path, reason: str) -> None:
         warnings.warn(f"corrupt sigprop cache entry {path}: {reason}; deleted, it will be "
-                      "recomputed", CacheCorruptionWarning, stacklevel=3)
+                      "recomputed", CacheCorruptionWarning, stacklevel=4)
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
 
@@ -237,8 +254,60 @@ class Cache:
         identity = _identity(result.config, result.samples, result.seed, result.kind,
                              result.version)
         key = hashlib.sha256(_dumps(identity).encode()).hexdigest()
+        return self._write(self._path_of(key), key, identity, values)
+
+    @staticmethod
+    def _write(path: Path, key: str, identity: dict[str, Any], values: np.ndarray) -> Path:
         meta = _dumps({**identity, "key": key, "shape": list(values.shape), "dtype": "float64"})
-        path = self._path_of(key)
         atomic_write(path, lambda f: np.savez(f, values=values, meta=np.array(meta),
                                               checksum=np.array(_checksum(meta, values))))
         return path
+
+    # ------------------------------------------------------------------ blocks of samples
+
+    def _blocks_of(self, config: Config, samples: int, seed: int,
+                   kind: str) -> tuple[Path, str, dict[str, Any]]:
+        identity = _identity(config, samples, seed, kind, None)
+        key = hashlib.sha256(_dumps(identity).encode()).hexdigest()
+        return self.root / BLOCKS_DIR / key, key, identity
+
+    def put_block(self, config: Config, samples: int, seed: int, kind: str, start: int,
+                  values: np.ndarray) -> Path:
+        """Store ``values`` (``rows x layers x observables`` float64) as samples ``start ..
+        start + rows - 1`` of the point ``(config, samples, seed, kind)`` at the running
+        version; return the block's path."""
+        values = np.ascontiguousarray(values)
+        stop = start + values.shape[0] if values.ndim == 3 else start
+        if values.dtype != np.float64 or values.ndim != 3 or not 0 <= start < stop <= samples:
+            raise ValueError(f"a block must be float64 rows within samples 0 .. {samples - 1}, "
+                             f"got {values.dtype} {values.shape} from sample {start}")
+        directory, key, identity = self._blocks_of(config, samples, seed, kind)
+        return self._write(directory / f"{start}-{stop}{SUFFIX}", key,
+                           {**identity, "start": start, "stop": stop}, values)
+
+    def get_blocks(self, config: Config, samples: int, seed: int = 0,
+                   kind: str = "forward") -> dict[int, np.ndarray]:
+        """The stored blocks of a point, ``{start: values}``, disjoint and in order (a block
+        overlapping an earlier one is skipped); a corrupt block warns
+        ``CacheCorruptionWarning`` and is deleted."""
+        directory, key, identity = self._blocks_of(config, samples, seed, kind)
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return {}
+        spans = sorted((int(m[1]), int(m[2])) for m in map(_BLOCK_NAME.fullmatch, names) if m)
+        blocks: dict[int, np.ndarray] = {}
+        end = 0
+        for start, stop in spans:
+            if start < end:
+                continue
+            found = self._checked(directory / f"{start}-{stop}{SUFFIX}", key,
+                                  {**identity, "start": start, "stop": stop})
+            if found is not None:
+                blocks[start], end = found[1], stop
+        return blocks
+
+    def drop_blocks(self, config: Config, samples: int, seed: int = 0,
+                    kind: str = "forward") -> None:
+        """Delete the stored blocks of a point (once the point itself is stored)."""
+        shutil.rmtree(self._blocks_of(config, samples, seed, kind)[0], ignore_errors=True)

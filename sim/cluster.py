@@ -7,7 +7,8 @@ client, which writes them to its own cache as they finish. A point is split into
 samples, one task each (``default_blocks``: as many as there are worker threads), so that a few
 expensive points still keep every worker busy; the client assembles a point's blocks in order,
 which gives the same bits. When a worker dies, the scheduler reruns its unfinished blocks
-elsewhere; finished points are already in the client's cache.
+elsewhere; finished points and blocks are already in the client's cache. A claim's direct Monte
+Carlo outside sweeps goes out in blocks the same way (``sim.sweep.map_samples``).
 
 The scheduler address comes from ``--scheduler`` or the environment variable
 ``SIGPROP_SCHEDULER`` (for example ``tcp://10.0.0.5:8786``); ``SIGPROP_SCHEDULER_TIMEOUT``

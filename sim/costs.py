@@ -15,7 +15,9 @@ summarised by its *exact* comparisons, those that decide its verdict (``Comparis
 largest relative detectable discrepancy and how many exceed ``TARGET`` = 1%. Its *reference*
 comparisons (asymptotic laws reported beside the verdict) are counted apart. A comparison whose
 prediction is 0 has no relative discrepancy (it is infinite); its absolute detectable one is
-kept. Comparisons that the claim computes outside its sweeps run for real.
+kept. Comparisons that the claim computes outside its sweeps run for real; direct Monte Carlo
+it runs through ``sim.sweep.map_samples`` is timed as simulation (``DIRECT``), as a cluster
+runs it in blocks on the workers.
 
 Times are the process's CPU time (``time.process_time``), so a busy machine does not inflate
 them; run it with one numba thread so that they are seconds on one core:
@@ -44,7 +46,7 @@ import numpy as np
 
 from sim.markdown import markdown_table
 from sim.montecarlo import Result, simulate
-from sim.sweep import Point
+from sim.sweep import Point, sample_blocks
 
 #: the discrepancy every ``full``-profile comparison must be able to detect (issue 8)
 TARGET = 0.01
@@ -206,6 +208,35 @@ def _probe_sweep(cost: Cost, min_samples: int = MIN_SAMPLES, probes: Probes | No
     return fake_sweep
 
 
+#: ``Cost.kinds`` entry of the direct Monte Carlo a claim runs through ``map_samples``
+DIRECT = "direct (map_samples)"
+
+
+def _timed_map(cost: Cost) -> Any:
+    """A stand-in for ``sim.sweep.map_samples`` that runs it for real in this process and counts
+    its CPU time as simulation (a sweep call of one point of its own, which a cluster splits
+    into blocks like a sweep's), not as the claim's own work."""
+    import hashlib
+
+    from sim import sweep as sweep_module
+
+    def fake_map(fn: Any, samples: int, *args: Any, executor: Any = "serial",
+                 blocks: int | None = None, **kwargs: Any) -> Any:
+        start = time.process_time()
+        out = sweep_module.map_samples(fn, samples, *args, **kwargs)
+        seconds = time.process_time() - start
+        what = repr((fn.__module__, fn.__qualname__, samples, args, sorted(kwargs.items())))
+        key = "map_samples:" + hashlib.sha256(what.encode()).hexdigest()
+        cost.sweeps.append([(key, seconds, samples)])
+        cost.samples += samples
+        cost.simulation_s += seconds
+        cost.kinds[DIRECT] = cost.kinds.get(DIRECT, 0.0) + seconds
+        cost.other_s -= seconds
+        return out
+
+    return fake_map
+
+
 def estimate(claim_id: str, profile: str = "full", min_samples: int = MIN_SAMPLES,
              probes: Probes | None = None) -> Cost:
     """The estimated CPU cost of ``claim_id`` under ``profile``, and the projected detectable
@@ -220,9 +251,10 @@ def estimate(claim_id: str, profile: str = "full", min_samples: int = MIN_SAMPLE
     cost = Cost(claim.id, profile)
     fake = _probe_sweep(cost, min_samples, probes)
     modules = {getattr(c.run, "__module__", "") for c in all_claims().values()}
-    patches = [mock.patch.object(importlib.import_module(m), "sweep", fake)
+    fakes = {"sweep": fake, "map_samples": _timed_map(cost)}
+    patches = [mock.patch.object(importlib.import_module(m), name, stand_in)
                for m in sorted(modules) if m.startswith("sim.claims.")
-               and hasattr(importlib.import_module(m), "sweep")]
+               for name, stand_in in fakes.items() if hasattr(importlib.import_module(m), name)]
     start = time.process_time()
     try:
         for p in patches:
@@ -281,9 +313,10 @@ def wall_seconds(costs: Sequence[Cost], workers: int, blocks: bool = True) -> fl
     ``workers`` workers: claims run one after another; each claim's own work (``other_s``:
     theory, fits, direct Monte Carlo outside sweeps) runs on the client, and each sweep
     call's points not computed before are ``list_schedule``d (a point computed before is a
-    cache hit), each point as ``min(workers, samples)`` equal blocks of samples (``sim.sweep``
-    on a Dask cluster) or, with ``blocks=False``, whole. Communication and scheduler overhead
-    are not modelled (milliseconds per task, against seconds to hours)."""
+    cache hit), each point as the blocks of samples ``sim.sweep.sample_blocks(samples,
+    workers)`` (what a sweep on a Dask cluster submits) or, with ``blocks=False``, whole.
+    Communication and scheduler overhead are not modelled (milliseconds per task, against
+    seconds to hours)."""
     seen: set[str] = set()
     total = 0.0
     for c in costs:
@@ -294,8 +327,8 @@ def wall_seconds(costs: Sequence[Cost], workers: int, blocks: bool = True) -> fl
                 if key in seen:
                     continue
                 seen.add(key)
-                k = min(workers, n) if blocks else 1
-                tasks += [t / k] * k
+                tasks += ([t * (b - a) / n for a, b in sample_blocks(n, workers)] if blocks
+                          else [t])
             total += list_schedule(tasks, workers)
     return total
 

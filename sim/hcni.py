@@ -134,14 +134,15 @@ def parameter_jacobian(A: np.ndarray, xa: np.ndarray, W_V: np.ndarray,
 
 # ----------------------------------------------------------------------------- W_O spectrum
 
-def wo_singular_values(d: int, heads: int, samples: int, seed: int) -> np.ndarray:
+def wo_singular_values(d: int, heads: int, samples: int, seed: int,
+                       start: int = 0) -> np.ndarray:
     """Singular values (decreasing) of the engine's ``W_O`` (``d x d``, variance ``1/d``), one
-    row per sample (``samples x d``)."""
+    row per sample (``samples x d``), samples ``start .. start + samples - 1``."""
     config = Config(T=2, d=d, heads=heads, depth=1, attention="uniform", mlp=False)
     ip, fp, proto = K.encode(config)
     out = np.empty((samples, d))
     for i in range(samples):
-        w = K.draw_layer(ip, fp, sample_seed(seed, i), 1, proto)
+        w = K.draw_layer(ip, fp, sample_seed(seed, start + i), 1, proto)
         out[i] = np.linalg.svd(w[3].astype(np.float64), compute_uv=False)
     return out
 
@@ -149,10 +150,10 @@ def wo_singular_values(d: int, heads: int, samples: int, seed: int) -> np.ndarra
 # ----------------------------------------------------------------------------- recovery
 
 def recovery_samples(config: Config, samples: int, seed: int, noise: float,
-                     gate_std: float) -> dict[str, np.ndarray]:
+                     gate_std: float, start: int = 0) -> dict[str, np.ndarray]:
     """Exact-inversion recovery of every head, without and with PG-OP, at equal noise: the same
     ``E`` (i.i.d. ``N(0, eps^2)``, ``eps = noise * rms(H W_O)``) is added to ``H W_O`` and to the
-    PG-OP output. Per sample (arrays of length ``samples``):
+    PG-OP output. Per sample ``start .. start + samples - 1`` (arrays of length ``samples``):
 
     - ``rel_plain``, ``rel_pgop``: ``sum_h ||H_h_hat - H_h||^2 / sum_h ||H_h||^2``;
     - ``norm_plain``, ``norm_pgop``: the squared error over its no-gate conditional mean
@@ -165,7 +166,7 @@ def recovery_samples(config: Config, samples: int, seed: int, noise: float,
     out = {k: np.empty(samples) for k in keys}
     T, d, heads = config.T, config.d, config.heads
     for i in range(samples):
-        s = sample_seed(seed, i)
+        s = sample_seed(seed, start + i)
         parts = layer_parts(config, s)
         Hcat, W_O = parts["H"], parts["W_O"]
         Y = pgop_forward(Hcat, W_O, None)

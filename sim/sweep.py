@@ -7,7 +7,9 @@ Conventions:
   samples it is split into never change it.
 - ``sweep`` returns one ``Result`` per point, in the order of ``points``. Points already cached
   are loaded; duplicates are computed once; each computed point is written to the cache as soon
-  as it finishes, so an interrupted sweep resumes by recomputing only the missing points.
+  as it finishes, so an interrupted sweep resumes by recomputing only the missing points. A
+  point split into blocks of samples (on a cluster) also caches each finished block, so it
+  resumes by computing only its missing samples.
 - ``executor``: ``"serial"`` (in this process), ``"processes"`` (a local process pool, the
   default) or any ``concurrent.futures.Executor``-like object whose ``submit`` returns futures
   with ``.result()`` (a thread pool, or ``dask.distributed.Client.get_executor()``:
@@ -76,6 +78,84 @@ def sample_blocks(samples: int, parts: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
+def missing_blocks(samples: int, have: Iterable[tuple[int, int]],
+                   parts: int) -> list[tuple[int, int]]:
+    """Contiguous ``(start, stop)`` blocks, in order, covering the samples ``0 .. samples - 1``
+    outside the disjoint ranges ``have``: each gap is split by ``sample_blocks`` in proportion
+    to its size, about ``parts`` blocks in all and at least one per gap (with ``have`` empty,
+    exactly ``sample_blocks(samples, parts)``)."""
+    gaps, at = [], 0
+    for start, stop in sorted(have):
+        if start > at:
+            gaps.append((at, start))
+        at = max(at, stop)
+    if at < samples:
+        gaps.append((at, samples))
+    return [(a + s, a + t) for a, b in gaps
+            for s, t in sample_blocks(b - a, max(1, round(parts * (b - a) / samples)))]
+
+
+def map_samples(fn: Any, samples: int, *args: Any, executor: Any = "serial",
+                blocks: int | None = None, progress: bool | None = None, **kwargs: Any) -> Any:
+    """``fn(*args, samples=samples, start=0, **kwargs)``, computed in blocks of samples on
+    ``executor``: for direct Monte Carlo outside sweeps whose every sample is seeded by its
+    index alone, so that ``fn(*args, samples=n, start=a, **kwargs)`` returns samples ``a .. a +
+    n - 1`` (an array, or a dict of arrays, with ``n`` rows). On ``"serial"`` or
+    ``"processes"`` (or with one block) this is one call in this process; on an executor
+    object, ``blocks`` tasks (default ``sim.cluster.default_blocks(executor)``) whose rows are
+    concatenated in order: the same bits, with a progress bar over blocks on a terminal unless
+    ``progress=False``. ``fn`` must be a module-level function (pickled to workers). Not
+    cached: a claim recomputes it when it runs again."""
+    check_run(samples, 0)
+    if blocks is not None and (isinstance(blocks, bool) or not isinstance(blocks, int)
+                               or blocks < 1):
+        raise ValueError(f"blocks={blocks!r} must be an integer >= 1 or None")
+    if isinstance(executor, str):
+        parts = 1
+    else:
+        from sim.cluster import default_blocks
+
+        parts = blocks or default_blocks(executor)
+    if parts == 1:
+        return fn(*args, samples=samples, start=0, **kwargs)
+    futures = {executor.submit(_versioned, fn, args, {**kwargs, "samples": b - a, "start": a}):
+               i for i, (a, b) in enumerate(sample_blocks(samples, parts))}
+    out: dict[int, tuple[str, Any]] = {}
+    try:
+        with progress_bar(len(futures), "blocks", progress) as bar:
+            for future in _completed(list(futures)):
+                out[futures[future]] = future.result()
+                bar.update(1)
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+    rows = []
+    for i, (a, b) in enumerate(sample_blocks(samples, parts)):
+        version, r = out[i]
+        _check_version(version)
+        rows.append(r)
+        for v in (r.values() if isinstance(r, dict) else (r,)):
+            if len(v) != b - a:
+                raise RuntimeError(f"{getattr(fn, '__name__', fn)} returned {len(v)} rows for "
+                                   f"samples {a} .. {b - 1}")
+    if isinstance(rows[0], dict):
+        return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+    return np.concatenate(rows)
+
+
+def _check_version(version: str) -> None:
+    """Refuse work a worker did under another sigprop version."""
+    if version != VERSION:
+        raise RuntimeError(f"a worker returned a result of sigprop version {version}, but "
+                           f"this process runs {VERSION}; install the same version everywhere")
+
+
+def _versioned(fn: Any, args: tuple, kwargs: dict[str, Any]) -> tuple[str, Any]:
+    """``(sigprop version, fn(*args, **kwargs))``: a ``map_samples`` task on a worker."""
+    return VERSION, fn(*args, **kwargs)
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask where the platform has one)."""
     try:
@@ -123,9 +203,7 @@ def _check_result(point: Point, result: Any) -> Result:
     """Refuse a result that is not the point's (e.g. from a worker running another version)."""
     if not isinstance(result, Result):
         raise TypeError(f"the executor returned {type(result).__name__}, not a Result")
-    if result.version != VERSION:
-        raise RuntimeError(f"a worker returned a result of sigprop version {result.version}, but "
-                           f"this process runs {VERSION}; install the same version everywhere")
+    _check_version(result.version)
     got = (result.config, result.samples, result.seed, result.kind)
     if got != (point.config, point.samples, point.seed, point.kind):
         raise RuntimeError(f"the executor returned a result for {got}, expected {point}")
@@ -144,7 +222,9 @@ def sweep(points: Iterable[Point], *, cache: Cache | None = None,
     ``Executor`` is used, not shut down. Each missing point goes to it as ``blocks`` tasks of
     contiguous samples (``sample_blocks``, ``run_block``), assembled in order on the client,
     so the result is the same bits; default: ``sim.cluster.default_blocks(executor)`` (one
-    task per point except on a Dask cluster). A point is cached once all its blocks are in. A
+    task per point except on a Dask cluster). Each finished block is cached
+    (``Cache.put_block``) and a point's cached blocks are not recomputed (``missing_blocks``);
+    the point is cached once all its blocks are in, and its blocks are then dropped. A
     progress bar over points shows on a terminal unless ``progress=False``."""
     points = list(points)
     for i, point in enumerate(points):
@@ -191,7 +271,7 @@ def sweep(points: Iterable[Point], *, cache: Cache | None = None,
             owned = isinstance(executor, str)
             pool = _process_pool(workers) if owned else executor
             parts = 1 if owned else (blocks or default_blocks(executor))
-            _run_on(pool, owned, missing, unique, parts, record)
+            _run_on(pool, owned, missing, unique, parts, record, cache)
     return [results[key] for key in keys]
 
 
@@ -200,9 +280,7 @@ def _block_values(point: Point, start: int, stop: int, block: Any) -> np.ndarray
     if not (isinstance(block, tuple) and len(block) == 2 and isinstance(block[1], np.ndarray)):
         raise TypeError(f"the executor returned {type(block).__name__}, not a block of samples")
     version, values = block
-    if version != VERSION:
-        raise RuntimeError(f"a worker returned a result of sigprop version {version}, but "
-                           f"this process runs {VERSION}; install the same version everywhere")
+    _check_version(version)
     if values.shape[0] != stop - start:
         raise RuntimeError(f"the executor returned {values.shape[0]} samples for samples "
                            f"{start} .. {stop - 1} of {point}")
@@ -210,13 +288,21 @@ def _block_values(point: Point, start: int, stop: int, block: Any) -> np.ndarray
 
 
 def _run_on(pool: Any, owned: bool, missing: list[str], unique: dict[str, Point], parts: int,
-            record: Any) -> None:
-    """Submit the missing points to ``pool``, each as ``parts`` blocks of samples; record a point
-    once all its blocks are in. On any error or interrupt, cancel what has not started and keep
-    the points whose blocks all finished."""
+            record: Any, cache: Cache) -> None:
+    """Submit the missing points to ``pool``, each as ``parts`` blocks of samples less those
+    ``cache`` holds; cache each block as it finishes and record a point once all its blocks
+    are in. On any error or interrupt, cancel what has not started and keep the points and
+    blocks that finished."""
     futures: dict[Any, tuple[str, int, int]] = {}
     done: dict[str, dict[int, np.ndarray]] = {key: {} for key in missing}
     collected: set[Any] = set()
+
+    def finish(key: str) -> None:
+        point = unique[key]
+        if sum(len(v) for v in done[key].values()) == point.samples:
+            values = np.concatenate([done[key][a] for a in sorted(done[key])])
+            record(key, Result(point.config, point.samples, point.seed, values, point.kind))
+            cache.drop_blocks(point.config, point.samples, point.seed, point.kind)
 
     def collect(future: Any) -> None:
         key, start, stop = futures[future]
@@ -226,9 +312,9 @@ def _run_on(pool: Any, owned: bool, missing: list[str], unique: dict[str, Point]
             record(key, future.result())
             return
         done[key][start] = _block_values(point, start, stop, future.result())
-        if sum(len(v) for v in done[key].values()) == point.samples:
-            values = np.concatenate([done[key][a] for a in sorted(done[key])])
-            record(key, Result(point.config, point.samples, point.seed, values, point.kind))
+        cache.put_block(point.config, point.samples, point.seed, point.kind, start,
+                        done[key][start])
+        finish(key)
 
     try:
         for key in missing:
@@ -236,8 +322,11 @@ def _run_on(pool: Any, owned: bool, missing: list[str], unique: dict[str, Point]
             if parts == 1:
                 futures[pool.submit(run_point, point)] = (key, 0, point.samples)
                 continue
-            for start, stop in sample_blocks(point.samples, parts):
+            done[key] = cache.get_blocks(point.config, point.samples, point.seed, point.kind)
+            have = [(a, a + len(v)) for a, v in done[key].items()]
+            for start, stop in missing_blocks(point.samples, have, parts):
                 futures[pool.submit(run_block, point, start, stop)] = (key, start, stop)
+            finish(key)  # every block was cached
         for future in _completed(list(futures)):
             collect(future)
     except BaseException:

@@ -243,6 +243,55 @@ def test_entry_of_another_key_is_corrupt(cache: Cache, result: Result) -> None:
     assert not dst.exists() and cache.get(BASE, SAMPLES, 3) is not None
 
 
+# ----------------------------------------------------------------------------- blocks
+
+def test_blocks_round_trip_in_order_and_are_dropped(cache: Cache, result: Result) -> None:
+    v = result.values
+    cache.put_block(BASE, SAMPLES, 3, "forward", 2, v[2:4])
+    cache.put_block(BASE, SAMPLES, 3, "forward", 0, v[0:1])
+    got = cache.get_blocks(BASE, SAMPLES, 3)
+    assert list(got) == [0, 2]
+    assert got[0].tobytes() == v[0:1].tobytes() and got[2].tobytes() == v[2:4].tobytes()
+    assert cache.get_blocks(BASE, SAMPLES, 4) == {}  # another point's: none
+    assert cache.get(BASE, SAMPLES, 3) is None  # blocks are not the point
+    cache.drop_blocks(BASE, SAMPLES, 3)
+    assert cache.get_blocks(BASE, SAMPLES, 3) == {}
+
+
+def test_overlapping_blocks_are_skipped(cache: Cache, result: Result) -> None:
+    v = result.values
+    cache.put_block(BASE, SAMPLES, 3, "forward", 0, v[0:2])
+    cache.put_block(BASE, SAMPLES, 3, "forward", 1, v[1:4])
+    assert list(cache.get_blocks(BASE, SAMPLES, 3)) == [0]
+
+
+@pytest.mark.parametrize("start, rows", [(-1, 1), (3, 2), (0, 0)])
+def test_a_block_outside_its_point_is_refused(cache: Cache, result: Result, start: int,
+                                              rows: int) -> None:
+    with pytest.raises(ValueError, match="block"):
+        cache.put_block(BASE, SAMPLES, 3, "forward", start, result.values[:rows])
+
+
+@pytest.mark.parametrize("corrupt", [_flip_middle, _truncate, _tamper_values],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_corrupt_block_warns_and_is_deleted(cache: Cache, result: Result, corrupt) -> None:
+    path = cache.put_block(BASE, SAMPLES, 3, "forward", 1, result.values[1:3])
+    corrupt(path)
+    with pytest.warns(CacheCorruptionWarning, match=path.name):
+        assert cache.get_blocks(BASE, SAMPLES, 3) == {}
+    assert not path.exists()
+
+
+def test_a_misfiled_block_is_corrupt(cache: Cache, result: Result) -> None:
+    """A valid block copied under another range (or another point) fails its key check."""
+    src = cache.put_block(BASE, SAMPLES, 3, "forward", 0, result.values[0:2])
+    dst = src.with_name(f"2-4{src.suffix}")
+    dst.write_bytes(src.read_bytes())
+    src.unlink()
+    with pytest.warns(CacheCorruptionWarning, match="metadata"):
+        assert cache.get_blocks(BASE, SAMPLES, 3) == {}
+
+
 # ----------------------------------------------------------------------------- location
 
 def test_env_var_moves_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

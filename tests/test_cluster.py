@@ -53,6 +53,19 @@ def test_cluster_results_equal_local_results(cluster, tmp_path: Path,
                for a, b in zip(remote, again, strict=True))
 
 
+def test_direct_monte_carlo_on_the_cluster_equals_local(cluster,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``map_samples`` (RS-4's singular values of W_O) in two blocks on the workers."""
+    from sim.hcni import wo_singular_values
+    from sim.sweep import map_samples
+
+    monkeypatch.delenv("SIGPROP_BLOCKS", raising=False)
+    local = map_samples(wo_singular_values, 7, 8, 2, seed=3)
+    with cluster_executor(cluster.scheduler_address) as executor:
+        remote = map_samples(wo_singular_values, 7, 8, 2, seed=3, executor=executor)
+    assert local.tobytes() == remote.tobytes()
+
+
 def test_sweep_survives_a_killed_worker(cluster, tmp_path: Path) -> None:
     """Kill one worker process mid-sweep: the sweep still finishes (the scheduler reruns the
     lost blocks of samples), every point is cached once, and the results equal the local

@@ -171,9 +171,12 @@ def test_wall_time_model_serves_repeated_points_from_the_cache() -> None:
     assert wall_seconds([a, b], 1) == (10 + 8 + 1 + 0 + 8) * h
     # whole points: q and p side by side, r alone on one worker
     assert wall_seconds([a, b], 2, blocks=False) == (10 + 4 + 1 + 0 + 8) * h
-    # blocks of samples: r's 5 samples as two blocks of 4 hours
-    assert wall_seconds([a, b], 2) == (10 + 4 + 1 + 0 + 4) * h
-    assert wall_seconds([a, b], 8) == (10 + 1 + 1 + 0 + 8 / 5) * h  # 5 samples: 5 blocks
+    # blocks of samples (sample_blocks): p and q as 5 + 5 samples, 2 hours each; r's 5
+    # samples as 2 + 3, 3.2 and 4.8 hours
+    assert wall_seconds([a, b], 2) == pytest.approx((10 + 4 + 1 + 0 + 4.8) * h)
+    # 8 workers: p and q as 1,1,1,2,1,1,1,2 samples (0.4 or 0.8 h), greedily 1.6 h; r as 5
+    # blocks of one sample, 1.6 h
+    assert wall_seconds([a, b], 8) == pytest.approx((10 + 1.6 + 1 + 0 + 1.6) * h)
     account_shared([a, b])
     assert (a.shared_s, b.shared_s) == (0.0, 4 * h)
     total = format_costs([a, b]).splitlines()[-1]
@@ -191,3 +194,21 @@ def test_saved_costs_load_back(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="bad.json"):
         load_costs([str(tmp_path / "bad.json")])
+
+
+def test_direct_monte_carlo_counts_as_simulation() -> None:
+    """``map_samples`` in a claim runs for real under ``estimate``; its CPU time is a one-point
+    sweep call of its own (blocks on a cluster), not the claim's own client work."""
+    from sim.costs import DIRECT, Cost, _timed_map, wall_seconds
+    from sim.hcni import wo_singular_values
+    from sim.sweep import map_samples
+
+    cost = Cost("X", "full")
+    fake = _timed_map(cost)
+    out = fake(wo_singular_values, 40, 8, 2, seed=1, executor="serial")
+    assert out.tobytes() == map_samples(wo_singular_values, 40, 8, 2, seed=1).tobytes()
+    [[(key, seconds, samples)]] = cost.sweeps
+    assert key.startswith("map_samples:") and samples == 40 and seconds > 0
+    assert cost.simulation_s == cost.kinds[DIRECT] == seconds == -cost.other_s
+    # on 4 workers it runs in 4 blocks of 10 samples: a quarter of the time
+    assert wall_seconds([cost], 4) == pytest.approx(-seconds + seconds / 4)

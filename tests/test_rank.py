@@ -156,6 +156,31 @@ def test_mp_stack_matches_engine_and_certifies():
         measure.mp_stack(rs3_config(2.0, 0.0), 0, 1)
 
 
+def _ratios(rows: list[list[str]]):
+    """A pass of ``certified_pass``: singular values over sigma_1 of the matrix ``rows``
+    (decimal strings), parsed and decomposed at ``digits`` digits."""
+    import mpmath as mp
+
+    def run(digits: int) -> dict:
+        with mp.workdps(digits):
+            s = mp.svd_r(mp.matrix([[mp.mpf(x) for x in row] for row in rows]), compute_uv=False)
+            return {"mp": [[float(v / s[0]) for v in s]]}
+    return run
+
+
+def test_certified_pass_raises_digits_only_for_a_full_rank_matrix():
+    """A matrix of rank 2 with sigma_2/sigma_1 = 5e-101 is certified once the digits resolve
+    it (240: cut 1e-120); at 60 digits its entry 1 + 1e-100 rounds to 1. The twin, an exactly
+    singular matrix, is never certified: its computed sigma_2 stays near 10^-digits."""
+    from sim.claims.rank import MAX_DPS, certified_pass
+
+    r, digits, exact = certified_pass(_ratios([["1", "1"], ["1", "1.0" + "0" * 99 + "1"]]), 2,
+                                      60)
+    assert (digits, exact) == (240, [2]) and r["mp"][0][1] == pytest.approx(2.5e-101, rel=1e-6)
+    r, digits, exact = certified_pass(_ratios([["1", "2"], ["2", "4"]]), 2, 60)
+    assert exact == [1] and digits <= MAX_DPS < 2 * digits
+
+
 def test_singular_set():
     lam, mu = sp.symbols("lambda mu")
     assert theory.derive_singular_set() == 1 + lam * mu

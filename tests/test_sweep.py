@@ -269,6 +269,121 @@ def test_a_block_from_another_version_is_refused(cache: Cache, monkeypatch: pyte
         sweep(POINTS[:1], cache=cache, executor="serial", progress=False, blocks=0)
 
 
+def test_missing_blocks_fill_the_gaps() -> None:
+    from sim.sweep import missing_blocks, sample_blocks
+
+    assert missing_blocks(10, [], 3) == sample_blocks(10, 3)
+    assert missing_blocks(10, [(0, 3)], 3) == [(3, 6), (6, 10)]
+    assert missing_blocks(10, [(2, 4), (7, 8)], 10) == [(0, 1), (1, 2), (4, 5), (5, 6), (6, 7),
+                                                        (8, 9), (9, 10)]
+    assert missing_blocks(10, [(0, 5), (5, 10)], 4) == []
+    assert missing_blocks(100, [(0, 1)], 2) == [(1, 50), (50, 100)]
+
+
+def test_an_interrupted_sweep_in_blocks_resumes_from_its_blocks(
+        cache: Cache, reference: list[Result], monkeypatch: pytest.MonkeyPatch,
+        threadsafe_numba: None) -> None:
+    """Block 2 of 4 fails: the blocks that finished are cached, the rerun computes exactly the
+    others (same bits), and the point's blocks are dropped once it is cached."""
+    import sim.sweep
+
+    point, whole = Point(BASE, 8, 5), None
+    whole = sweep([point], cache=Cache(cache.root / "whole"), executor="serial",
+                  progress=False)[0]
+    calls: list[tuple[int, int]] = []
+    real = sim.sweep.run_block
+
+    def failing(p: Point, a: int, b: int) -> tuple[str, np.ndarray]:
+        calls.append((a, b))
+        if a == 4:
+            raise RuntimeError("worker lost")
+        return real(p, a, b)
+
+    monkeypatch.setattr(sim.sweep, "run_block", failing)
+    with cf.ThreadPoolExecutor(max_workers=1) as pool, pytest.raises(RuntimeError,
+                                                                      match="worker lost"):
+        sweep([point], cache=cache, executor=pool, progress=False, blocks=4)
+    kept = cache.get_blocks(point.config, point.samples, point.seed, point.kind)
+    assert {0, 2} <= set(kept) and 4 not in kept
+    for a, v in kept.items():
+        assert v.tobytes() == whole.values[a:a + len(v)].tobytes()
+
+    calls.clear()
+    monkeypatch.setattr(sim.sweep, "run_block", lambda p, a, b: calls.append((a, b)) or real(
+        p, a, b))
+    with cf.ThreadPoolExecutor(max_workers=2) as pool:
+        _same(sweep([point], cache=cache, executor=pool, progress=False, blocks=4), [whole])
+    have = [(a, a + len(v)) for a, v in kept.items()]
+    assert sorted(calls) == sim.sweep.missing_blocks(8, have, 4)
+    assert (4, 6) in calls and not set(calls) & set(have)
+    assert cache.get_blocks(point.config, point.samples, point.seed, point.kind) == {}
+    assert not (cache.root / "blocks").exists() or not any((cache.root / "blocks").iterdir())
+
+
+def test_a_point_whose_blocks_are_all_cached_is_not_recomputed(
+        cache: Cache, reference: list[Result], monkeypatch: pytest.MonkeyPatch,
+        threadsafe_numba: None) -> None:
+    import sim.sweep
+
+    point, whole = POINTS[-1], reference[-1]
+    cache.put_block(point.config, point.samples, point.seed, point.kind, 0, whole.values[:2])
+    cache.put_block(point.config, point.samples, point.seed, point.kind, 2, whole.values[2:])
+    monkeypatch.setattr(sim.sweep, "run_block", None)  # must not be called
+    with cf.ThreadPoolExecutor(max_workers=2) as pool:
+        _same(sweep([point], cache=cache, executor=pool, progress=False, blocks=3), [whole])
+    assert cache.get(point.config, point.samples, point.seed, point.kind) is not None
+    # the twin: a wrong cached block gives a wrong point, so the cached values are used
+    cache.drop_blocks(point.config, point.samples, point.seed, point.kind)
+    cache.path(point.config, point.samples, point.seed, point.kind).unlink()
+    cache.put_block(point.config, point.samples, point.seed, point.kind, 0, whole.values[1:3])
+    cache.put_block(point.config, point.samples, point.seed, point.kind, 2, whole.values[2:])
+    with cf.ThreadPoolExecutor(max_workers=2) as pool:
+        wrong = sweep([point], cache=cache, executor=pool, progress=False, blocks=3)[0]
+    assert wrong.values.tobytes() != whole.values.tobytes()
+
+
+def _rows(samples: int, seed: int, start: int = 0) -> dict[str, np.ndarray]:
+    """A direct Monte Carlo seeded by sample index (the ``map_samples`` convention)."""
+    from sim.rng import sample_seed
+
+    draws = [np.random.default_rng(int(sample_seed(seed, start + i))).standard_normal(3)
+             for i in range(samples)]
+    return {"x": np.array(draws), "first": np.array([d[0] for d in draws])}
+
+
+def _rows_ignoring_start(samples: int, seed: int, start: int = 0) -> dict[str, np.ndarray]:
+    return _rows(samples, seed)
+
+
+def test_direct_monte_carlo_in_blocks_gives_the_same_bits() -> None:
+    """``map_samples`` on an executor, in 1, 3 or 50 blocks, equals one call; the twin, a
+    function that ignores ``start``, does not (its blocks repeat samples 0, 1, ...)."""
+    import sim.sweep
+    from sim.hcni import wo_singular_values
+    from sim.sweep import map_samples
+
+    whole = map_samples(_rows, 10, seed=4)
+    sv = map_samples(wo_singular_values, 5, 6, 2, seed=1)
+    assert sv.shape == (5, 6) and whole["x"].shape == (10, 3)
+    with cf.ThreadPoolExecutor(max_workers=2) as pool:
+        for blocks in (1, 3, 50):
+            got = map_samples(_rows, 10, seed=4, executor=pool, blocks=blocks)
+            assert all(got[k].tobytes() == whole[k].tobytes() for k in whole)
+        assert map_samples(wo_singular_values, 5, 6, 2, seed=1, executor=pool,
+                           blocks=2).tobytes() == sv.tobytes()
+        twin = map_samples(_rows_ignoring_start, 10, seed=4, executor=pool, blocks=3)
+        assert twin["x"].tobytes() != whole["x"].tobytes()
+        with pytest.raises(RuntimeError, match="rows"):
+            map_samples(lambda samples, start: np.zeros(samples + 1), 4, executor=pool,
+                        blocks=2)
+        with pytest.raises(ValueError, match="blocks"):
+            map_samples(_rows, 4, seed=0, executor=pool, blocks=0)
+        with pytest.MonkeyPatch.context() as mp:  # a worker of another version is refused
+            mp.setattr(sim.sweep, "_versioned", lambda fn, args, kw: ("0.0.0", fn(*args, **kw)))
+            with pytest.raises(RuntimeError, match="version 0.0.0"):
+                map_samples(_rows, 4, seed=0, executor=pool, blocks=2)
+
+
 def test_blocks_default_to_whole_points_off_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     from sim.cluster import BLOCKS_ENV, default_blocks
 

@@ -34,7 +34,7 @@ from sim.config import Config
 from sim.montecarlo import estimate
 from sim.profiles import check_profile
 from sim.stats import compare, critical_z
-from sim.sweep import Point, sweep
+from sim.sweep import Point, map_samples, sweep
 from theory import hcni as theory
 from theory import predictions
 
@@ -58,9 +58,9 @@ RANK_SIZES = ((24, 6, 3), (40, 8, 2))
 
 
 @lru_cache(maxsize=8)
-def _recovery(d: int, samples: int) -> dict[str, np.ndarray]:
-    return S.recovery_samples(S.head_config(REC_T, d, REC_HEADS), samples, SEED, NOISE,
-                              GATE_STD)
+def _recovery(d: int, samples: int, executor: Any = "serial") -> dict[str, np.ndarray]:
+    return map_samples(S.recovery_samples, samples, S.head_config(REC_T, d, REC_HEADS),
+                       executor=executor, seed=SEED, noise=NOISE, gate_std=GATE_STD)
 
 
 # ----------------------------------------------------------------------------- counts
@@ -106,7 +106,8 @@ def run_rs4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     median_t = float(predictions.get("rs4_sigma_min_median")())
     c_wo, c_noise, wo_rows, rec_rows = [], [], [], []
     for d in g["wo_d"]:
-        sv = S.wo_singular_values(d, 2, g["wo_samples"], SEED)
+        sv = map_samples(S.wo_singular_values, g["wo_samples"], d, 2, seed=SEED,
+                         executor=executor)
         t = d * sv[:, -1]
         e = estimate(t)
         # Edelman's law is a d -> inf law: reported beside the verdict (the full profile
@@ -121,7 +122,7 @@ def run_rs4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                         "t_quantiles": np.quantile(t, np.linspace(0.01, 0.99, 99)).tolist(),
                         "samples": g["wo_samples"], "seed": SEED})
     for d in g["rec_d"]:
-        r = _recovery(d, g["rec_samples"])
+        r = _recovery(d, g["rec_samples"], executor)
         e = estimate(r["norm_plain"])
         c_noise.append(compare(1.0, e.mean, e.se, n_tests=n_tests,
                                params={"d": d, "T": REC_T, "heads": REC_HEADS, "noise": NOISE},
@@ -201,7 +202,7 @@ def run_rs5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     comparisons, rows = [], []
     z = critical_z(n_tests)
     for d in g["rec_d"]:
-        r = _recovery(d, g["rec_samples"])
+        r = _recovery(d, g["rec_samples"], executor)
         # the gate factor is the error's conditional mean given the sample's W_O, gates and
         # heads, so the per-sample ratio has mean 1 exactly; unlike the difference
         # norm_pgop - gate_factor its spread is bounded (the gate factor's 1/g^2 tail divides
@@ -324,7 +325,7 @@ def run_rs6(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                  "broken_se": sr.se / WIDTH_T, "fixed": perp.mean, "fixed_se": perp.se,
                  "calibrated": False})
     # HCNI: recovery error / its no-gate prediction, plain vs PG-OP
-    r = _recovery(64, RS6_GRIDS[check_profile(profile)]["hcni_samples"])
+    r = _recovery(64, RS6_GRIDS[check_profile(profile)]["hcni_samples"], executor)
     e_plain = estimate(r["norm_plain"])
     e_pgop = estimate(r["norm_pgop"])
     ratio = estimate(r["norm_pgop"] / r["gate_factor"])  # mean 1 exactly (see RS-5)

@@ -66,7 +66,7 @@ from sim.config import Config
 from sim.montecarlo import Estimate, Result, estimate
 from sim.profiles import check_profile, grid_samples
 from sim.stats import FAMILY_RATE, Comparison, compare, fit_power_law
-from sim.sweep import Point, sweep
+from sim.sweep import Point, map_samples, sweep
 from theory import power_random as theory
 
 SEED = 7
@@ -146,6 +146,11 @@ def engine_spectra(d: int, samples: int, seed: int = SEED, value: str = "random"
             w = kernels.draw_layer(ip, fp, rng.sample_seed(seed, start + i), 1, proto)
             out[i] = np.linalg.eigvals(np.asarray(w[2][0], dtype=np.float64).T)
     return out
+
+
+def _spectra_from(d: int, offset: int, samples: int, start: int) -> np.ndarray:
+    """``engine_spectra`` of samples ``offset + start ..`` (the ``map_samples`` convention)."""
+    return engine_spectra(d, samples, start=offset + start)
 
 
 def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: str,
@@ -296,10 +301,11 @@ def spectrum_statistics(eigenvalues: np.ndarray, sigma_v2: float
     return np.array(real), np.array(ratio)
 
 
-def _spectra(d: int, samples: int, cache: dict) -> np.ndarray:
+def _spectra(d: int, samples: int, cache: dict, executor: Any = "serial") -> np.ndarray:
     have = cache.get(d, np.empty((0, d), dtype=complex))
     if have.shape[0] < samples:
-        more = engine_spectra(d, samples - have.shape[0], start=have.shape[0])
+        more = map_samples(_spectra_from, samples - have.shape[0], d, have.shape[0],
+                           executor=executor)
         cache[d] = np.concatenate([have, more])
     return cache[d][:samples]
 
@@ -349,13 +355,14 @@ def pm3_n_tests(g: dict[str, Any]) -> int:
     return len(g["count_d"]) + 2 + len(g["coverage_d"]) + 1 + 2 * n_cov + n_ks
 
 
-def pm3_coverage(g: dict[str, Any], spectra: dict, n_tests: int
+def pm3_coverage(g: dict[str, Any], spectra: dict, n_tests: int, executor: Any = "serial"
                  ) -> tuple[list[Comparison], list[Comparison], list[dict], list[dict]]:
-    """(exact level-count comparisons, Poisson comparisons, coverage rows, KS rows)."""
+    """(exact level-count comparisons, Poisson comparisons, coverage rows, KS rows); spectra
+    not yet in ``spectra`` are drawn on ``executor``."""
     levels, poisson, coverage, ks = [], [], [], []
     for d in g["coverage_d"]:
         samples = g["coverage_samples"][d]
-        ev = _spectra(d, samples, spectra)
+        ev = _spectra(d, samples, spectra, executor)
         big = np.abs(1.0 + ev) > LEVEL_MODULUS  # sigma_v2 = 1
         n_r, n_c = theory.level_counts(d, 1.0, LEVEL_MODULUS)
         real_ev = ev.imag == 0
@@ -417,13 +424,13 @@ def run_pm3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     spectra: dict[int, np.ndarray] = {}
     counts, count_rows = [], []
     for d in g["count_d"]:
-        ev = _spectra(d, g["count_samples"][d], spectra)
+        ev = _spectra(d, g["count_samples"][d], spectra, executor)
         est = estimate(np.sum(ev.imag == 0, axis=1).astype(float))
         pred = theory.expected_real_eigenvalues(d)
         counts.append(_cmp(pred, est, n_tests, {"d": d}, "E #real eigenvalues of F"))
         count_rows.append({"d": d, "real_count": est.mean, "se": est.se, "theory": pred,
                            "large_d": float(np.sqrt(2 * d / np.pi)), "samples": est.n})
-    two = engine_spectra(2, g["two_samples"])
+    two = map_samples(engine_spectra, g["two_samples"], 2, executor=executor)
     real2, _ = spectrum_statistics(two, 1.0)
     est2 = estimate(real2.astype(float))
     top2 = _cmp(theory.two_by_two_real_probability(), est2, n_tests, {"d": 2},
@@ -432,7 +439,7 @@ def run_pm3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     # gap-ratio scaling at sigma_v2 = 1
     gap_rows = []
     for d in g["gap_d"]:
-        ev = _spectra(d, g["gap_samples"][d], spectra)
+        ev = _spectra(d, g["gap_samples"][d], spectra, executor)
         real, ratio = spectrum_statistics(ev, 1.0)
         e = estimate(1.0 - ratio)
         gap_rows.append({"d": d, "one_minus_r": e.mean, "se": e.se, "samples": e.n,
@@ -448,7 +455,7 @@ def run_pm3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                     label="slope of log((1 - r) sqrt(ln d)) in log d", role="reference")
     raw = fit_power_law(ds, scaled / np.sqrt(np.log(ds)), scaled_se / np.sqrt(np.log(ds)))
     # exact densities, and the Poisson approximation at the coverage points
-    levels, poisson, coverage, ks = pm3_coverage(g, spectra, n_tests)
+    levels, poisson, coverage, ks = pm3_coverage(g, spectra, n_tests, executor)
     comparisons = counts + [top2] + levels + [slope] + poisson
     exact = with_role(comparisons)
     # twins: exact parts; the slope and Poisson comparisons only where they resolve 5%
