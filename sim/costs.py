@@ -208,8 +208,10 @@ def _probe_sweep(cost: Cost, min_samples: int = MIN_SAMPLES, probes: Probes | No
     return fake_sweep
 
 
-#: ``Cost.kinds`` entry of the direct Monte Carlo a claim runs through ``map_samples``
+#: ``Cost.kinds`` entry of the direct Monte Carlo a claim runs through ``map_samples``, and
+#: the prefix of its keys in ``Cost.sweeps`` (not sweep points: totals do not count them as such)
 DIRECT = "direct (map_samples)"
+MAP_KEY = "map_samples:"
 
 
 def _timed_map(cost: Cost) -> Any:
@@ -226,7 +228,7 @@ def _timed_map(cost: Cost) -> Any:
         out = sweep_module.map_samples(fn, samples, *args, **kwargs)
         seconds = time.process_time() - start
         what = repr((fn.__module__, fn.__qualname__, samples, args, sorted(kwargs.items())))
-        key = "map_samples:" + hashlib.sha256(what.encode()).hexdigest()
+        key = MAP_KEY + hashlib.sha256(what.encode()).hexdigest()
         cost.sweeps.append([(key, seconds, samples)])
         cost.samples += samples
         cost.simulation_s += seconds
@@ -368,7 +370,8 @@ def format_costs(costs: Sequence[Cost]) -> str:
          "; ".join(t for t in (c.note, c.error) if t)) for c in costs]
     # the total counts a point shared by several claims once, as a full run computes it once
     unique = {k: n for c in costs for sweep in c.sweeps for k, _, n in sweep}
-    points, samples = ((len(unique), sum(unique.values())) if unique else
+    points, samples = ((sum(not k.startswith(MAP_KEY) for k in unique), sum(unique.values()))
+                       if unique else
                        (sum(c.points for c in costs), sum(c.samples for c in costs)))
     rows.append(("**total**", points, samples,
                  f"**{sum(c.simulation_s - c.shared_s for c in costs) / 3600:.2f}**",

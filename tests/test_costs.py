@@ -212,3 +212,5 @@ def test_direct_monte_carlo_counts_as_simulation() -> None:
     assert cost.simulation_s == cost.kinds[DIRECT] == seconds == -cost.other_s
     # on 4 workers it runs in 4 blocks of 10 samples: a quarter of the time
     assert wall_seconds([cost], 4) == pytest.approx(-seconds + seconds / 4)
+    # its samples count in the total, but it is not a sweep point
+    assert format_costs([cost]).splitlines()[-1].startswith("| **total** | 0 | 40 |")
