@@ -112,12 +112,18 @@ def _dumps(obj: Any) -> str:
                       allow_nan=False)
 
 
+def _addressed(config: Config, samples: int, seed: int, kind: str,
+               version: str | None) -> tuple[dict[str, Any], str]:
+    """``(identity, key)`` of an entry: ``_identity`` and the sha256 hex of its canonical JSON."""
+    identity = _identity(config, samples, seed, kind, version)
+    return identity, hashlib.sha256(_dumps(identity).encode()).hexdigest()
+
+
 def result_key(config: Config, samples: int, seed: int, kind: str = "forward",
                version: str | None = None) -> str:
     """sha256 hex of the canonical JSON of ``{config, samples, seed, kind, version}``;
     ``version`` defaults to the running ``sim.version.VERSION``."""
-    identity = _identity(config, samples, seed, kind, version)
-    return hashlib.sha256(_dumps(identity).encode()).hexdigest()
+    return _addressed(config, samples, seed, kind, version)[1]
 
 
 def _checksum(meta: str, values: np.ndarray) -> str:
@@ -183,8 +189,7 @@ class Cache:
             kind: str = "forward") -> Result | None:
         """The cached ``Result`` of ``(config, samples, seed, kind)`` at the running version, or
         ``None`` if absent or corrupt (then with a ``CacheCorruptionWarning``)."""
-        identity = _identity(config, samples, seed, kind, None)
-        key = hashlib.sha256(_dumps(identity).encode()).hexdigest()
+        identity, key = _addressed(config, samples, seed, kind, None)
         found = self._checked(self._path_of(key), key, identity)
         if found is None:
             return None
@@ -251,9 +256,8 @@ class Cache:
         if values.dtype != np.float64 or values.ndim != 3 or values.shape[0] != result.samples:
             raise ValueError(f"result values must be float64 of shape (samples={result.samples}, "
                              f"layers, observables), got {values.dtype} {values.shape}")
-        identity = _identity(result.config, result.samples, result.seed, result.kind,
-                             result.version)
-        key = hashlib.sha256(_dumps(identity).encode()).hexdigest()
+        identity, key = _addressed(result.config, result.samples, result.seed, result.kind,
+                                   result.version)
         return self._write(self._path_of(key), key, identity, values)
 
     @staticmethod
@@ -267,8 +271,7 @@ class Cache:
 
     def _blocks_of(self, config: Config, samples: int, seed: int,
                    kind: str) -> tuple[Path, str, dict[str, Any]]:
-        identity = _identity(config, samples, seed, kind, None)
-        key = hashlib.sha256(_dumps(identity).encode()).hexdigest()
+        identity, key = _addressed(config, samples, seed, kind, None)
         return self.root / BLOCKS_DIR / key, key, identity
 
     def put_block(self, config: Config, samples: int, seed: int, kind: str, start: int,

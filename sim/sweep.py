@@ -65,7 +65,8 @@ def run_block(point: Point, start: int, stop: int) -> tuple[str, np.ndarray]:
     """``(sigprop version, values)`` of samples ``start .. stop - 1`` of ``point``: those rows
     of ``run_point(point).values``, bit for bit (``montecarlo.sample_values``). A top-level
     function, so executors can pickle it."""
-    return VERSION, montecarlo.sample_values(point.config, point.seed, point.kind, start, stop)
+    return _versioned(montecarlo.sample_values,
+                      (point.config, point.seed, point.kind, start, stop), {})
 
 
 def sample_blocks(samples: int, parts: int) -> list[tuple[int, int]]:
@@ -107,9 +108,7 @@ def map_samples(fn: Any, samples: int, *args: Any, executor: Any = "serial",
     ``progress=False``. ``fn`` must be a module-level function (pickled to workers). Not
     cached: a claim recomputes it when it runs again."""
     check_run(samples, 0)
-    if blocks is not None and (isinstance(blocks, bool) or not isinstance(blocks, int)
-                               or blocks < 1):
-        raise ValueError(f"blocks={blocks!r} must be an integer >= 1 or None")
+    _check_blocks(blocks)
     if isinstance(executor, str):
         parts = 1
     else:
@@ -130,18 +129,17 @@ def map_samples(fn: Any, samples: int, *args: Any, executor: Any = "serial",
         for future in futures:
             future.cancel()
         raise
-    rows = []
-    for i, (a, b) in enumerate(sample_blocks(samples, parts)):
-        version, r = out[i]
-        _check_version(version)
-        rows.append(r)
-        for v in (r.values() if isinstance(r, dict) else (r,)):
-            if len(v) != b - a:
-                raise RuntimeError(f"{getattr(fn, '__name__', fn)} returned {len(v)} rows for "
-                                   f"samples {a} .. {b - 1}")
+    rows = [_unversioned(out[i], a, b, getattr(fn, "__name__", fn))
+            for i, (a, b) in enumerate(sample_blocks(samples, parts))]
     if isinstance(rows[0], dict):
         return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
     return np.concatenate(rows)
+
+
+def _check_blocks(blocks: int | None) -> None:
+    if blocks is not None and (isinstance(blocks, bool) or not isinstance(blocks, int)
+                               or blocks < 1):
+        raise ValueError(f"blocks={blocks!r} must be an integer >= 1 or None")
 
 
 def _check_version(version: str) -> None:
@@ -152,8 +150,24 @@ def _check_version(version: str) -> None:
 
 
 def _versioned(fn: Any, args: tuple, kwargs: dict[str, Any]) -> tuple[str, Any]:
-    """``(sigprop version, fn(*args, **kwargs))``: a ``map_samples`` task on a worker."""
+    """``(sigprop version, fn(*args, **kwargs))``: a block task on a worker (``run_block``,
+    ``map_samples``)."""
     return VERSION, fn(*args, **kwargs)
+
+
+def _unversioned(task: Any, start: int, stop: int, what: Any) -> Any:
+    """The values of a ``_versioned`` block task for samples ``start .. stop - 1`` (an array,
+    or a dict of arrays, ``stop - start`` rows each); refused if they are from another sigprop
+    version or have another row count. ``what`` names the work in the error."""
+    if not (isinstance(task, tuple) and len(task) == 2):
+        raise TypeError(f"the executor returned {type(task).__name__}, not a block of samples")
+    version, values = task
+    _check_version(version)
+    for v in (values.values() if isinstance(values, dict) else (values,)):
+        if len(v) != stop - start:
+            raise RuntimeError(f"{what} returned {len(v)} rows for samples {start} .. "
+                               f"{stop - 1}")
+    return values
 
 
 def usable_cores() -> int:
@@ -240,9 +254,7 @@ def sweep(points: Iterable[Point], *, cache: Cache | None = None,
     if max_workers is not None and (isinstance(max_workers, bool)
                                      or not isinstance(max_workers, int) or max_workers < 1):
         raise ValueError(f"max_workers={max_workers!r} must be an integer >= 1 or None")
-    if blocks is not None and (isinstance(blocks, bool) or not isinstance(blocks, int)
-                               or blocks < 1):
-        raise ValueError(f"blocks={blocks!r} must be an integer >= 1 or None")
+    _check_blocks(blocks)
     cache = Cache() if cache is None else cache
 
     keys = [result_key(p.config, p.samples, p.seed, p.kind) for p in points]
@@ -275,18 +287,6 @@ def sweep(points: Iterable[Point], *, cache: Cache | None = None,
     return [results[key] for key in keys]
 
 
-def _block_values(point: Point, start: int, stop: int, block: Any) -> np.ndarray:
-    """The values of a ``run_block`` result, refused if it is not that block's."""
-    if not (isinstance(block, tuple) and len(block) == 2 and isinstance(block[1], np.ndarray)):
-        raise TypeError(f"the executor returned {type(block).__name__}, not a block of samples")
-    version, values = block
-    _check_version(version)
-    if values.shape[0] != stop - start:
-        raise RuntimeError(f"the executor returned {values.shape[0]} samples for samples "
-                           f"{start} .. {stop - 1} of {point}")
-    return values
-
-
 def _run_on(pool: Any, owned: bool, missing: list[str], unique: dict[str, Point], parts: int,
             record: Any, cache: Cache) -> None:
     """Submit the missing points to ``pool``, each as ``parts`` blocks of samples less those
@@ -311,7 +311,7 @@ def _run_on(pool: Any, owned: bool, missing: list[str], unique: dict[str, Point]
         if parts == 1:  # whole points: run_point's Result
             record(key, future.result())
             return
-        done[key][start] = _block_values(point, start, stop, future.result())
+        done[key][start] = _unversioned(future.result(), start, stop, point)
         cache.put_block(point.config, point.samples, point.seed, point.kind, start,
                         done[key][start])
         finish(key)
