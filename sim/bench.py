@@ -13,7 +13,8 @@ Implementations (``IMPLS``):
   drawn by ``numpy.random.Generator`` in the config dtype; default BLAS threads.
 - ``torch``: ``torch_forward``, the same in PyTorch on the CPU (default threads, ``no_grad``);
   skipped silently when ``import torch`` fails.
-- ``ceiling``: ``matmul_ceiling``, the measured rate of one square ``n = 2048`` NumPy matmul.
+- ``ceiling``: ``matmul_ceiling``, the measured rate of square ``n = 2048`` NumPy matmuls, run
+  back to back for as long as one timed call of an implementation.
 
 Flop convention: a sample costs the matmul flops of its forward pass, per layer
 ``Q, K, V`` projections ``3 * 2 T d^2``, scores ``2 T^2 d``, ``A V`` ``2 T^2 d`` and MLP
@@ -25,9 +26,11 @@ dtype with ``T = d = depth = None`` and ``samples_per_s = None``.
 
 Timing: every implementation is warmed up once (numba compilation excluded) and its sample
 count calibrated so that one call takes about ``seconds``; then ``repeats`` rounds time each
-implementation once in turn, and the best (minimum) call is reported. On a noisy shared machine
-the minimum is the least disturbed estimate, and interleaving exposes all implementations to
-the same load.
+implementation once in turn, and the best (minimum) call is reported. The ceiling is timed the
+same way, as back-to-back matmuls filling about ``seconds`` per call: the best of short single
+matmuls would compare a burst rate with the implementations' sustained ones. On a noisy shared
+machine the minimum is the least disturbed estimate, and interleaving exposes all
+implementations to the same load.
 
 Threads: by default each library keeps its own (the engine: numba threads over samples with
 single-threaded BLAS inside; NumPy's BLAS and PyTorch: all cores). Fine-grained multi-threaded
@@ -345,22 +348,24 @@ def measure_rate(run: Callable[[int], object], seconds: float, repeats: int = 3,
     return n / min(_wall(functools.partial(run, n)) for _ in range(max(1, repeats)))
 
 
-def _matmul(dtype: str, n: int) -> Callable[[], object]:
-    """One ``n x n`` NumPy matmul in ``dtype`` (inputs drawn once), warmed up."""
+def _matmuls(dtype: str, n: int) -> Callable[[int], object]:
+    """``run(k)``: ``k`` back-to-back ``n x n`` NumPy matmuls in ``dtype`` (inputs drawn once)."""
     gen = np.random.default_rng(0)
     a = gen.standard_normal((n, n), dtype=np.dtype(dtype))
     b = gen.standard_normal((n, n), dtype=np.dtype(dtype))
     c = np.empty_like(a)
-    call = functools.partial(np.matmul, a, b, out=c)
-    call()
-    return call
+
+    def run(k: int) -> None:
+        for _ in range(k):
+            np.matmul(a, b, out=c)
+    return run
 
 
-def matmul_ceiling(dtype: str, n: int = 2048, repeats: int = 3) -> float:
-    """GFLOP/s of one ``n x n`` NumPy matmul in ``dtype`` (``2 n^3`` flops, best of
-    ``repeats`` after a warm-up), with NumPy's default BLAS threads."""
-    call = _matmul(dtype, n)
-    return 2.0 * n ** 3 / min(_wall(call) for _ in range(max(1, repeats))) / 1e9
+def matmul_ceiling(dtype: str, n: int = 2048, seconds: float = 1.0, repeats: int = 3) -> float:
+    """GFLOP/s of ``n x n`` NumPy matmuls in ``dtype`` (``2 n^3`` flops each) with NumPy's
+    default BLAS threads, timed like an implementation (``measure_rate``): back to back for
+    about ``seconds`` per call, best of ``repeats`` calls."""
+    return 2.0 * n ** 3 * measure_rate(_matmuls(dtype, n), seconds, repeats) / 1e9
 
 
 def _runner(impl: str, config: Config) -> Callable[[int], object]:
@@ -451,7 +456,8 @@ def run_bench(sizes: Iterable[Sequence[int]] = SIZES, dtypes: Iterable[str] = DT
             matmul, matmul_best = None, math.inf
             if ceiling:
                 bar.set_description(f"ceiling {dt}")
-                matmul = _matmul(dt, ceiling_n)
+                run = _matmuls(dt, ceiling_n)
+                matmul = functools.partial(run, calibrate(run, seconds))
                 matmul_best = min(_wall(matmul) for _ in range(repeats))
                 bar.update(1)
             dtype_rows = []
@@ -481,7 +487,7 @@ def run_bench(sizes: Iterable[Sequence[int]] = SIZES, dtypes: Iterable[str] = DT
                     dtype_rows.append(dict(zip(ROW_KEYS, (*size, dt, impl, sps,
                                                           flops * sps / 1e9), strict=True)))
             if ceiling:
-                rate = 2.0 * ceiling_n ** 3 / matmul_best / 1e9
+                rate = 2.0 * ceiling_n ** 3 * matmul.args[0] / matmul_best / 1e9
                 rows.append(dict(zip(ROW_KEYS, (None, None, None, dt, "ceiling", None, rate),
                                      strict=True)))
             rows += dtype_rows

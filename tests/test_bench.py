@@ -46,6 +46,27 @@ def test_run_bench_rows(dtype):
     assert "engine/numpy" in table and dtype in table
 
 
+def _slow_matmuls(dtype, n):
+    """A stand-in for ``bench._matmuls``: each "matmul" sleeps 10 ms, so the rate is known."""
+    import time
+
+    def run(k):
+        time.sleep(0.01 * k)
+    return run
+
+
+def test_ceiling_counts_every_back_to_back_matmul(monkeypatch):
+    # 2 * 100^3 flops per 10 ms: 0.2 GFLOP/s, however many matmuls a calibrated call holds
+    monkeypatch.setattr(bench, "_matmuls", _slow_matmuls)
+    rate = bench.matmul_ceiling("float64", n=100, seconds=0.1, repeats=2)
+    rows = bench.run_bench(sizes=(), dtypes=("float64",), seconds=0.1, impls=("ceiling",),
+                           repeats=2, ceiling_n=100, progress=False)
+    for got in (rate, rows[0]["gflops"]):
+        assert 0.16 < got <= 0.2  # sleep overshoots, never undershoots
+        # the twin: a rate from one matmul per call (about 10 per 0.1 s call) is rejected
+        assert not 0.16 < got / 10 <= 0.2
+
+
 def test_thread_limit_is_applied_and_restored():
     import numba
 
