@@ -162,3 +162,40 @@ def test_remf_y3_figure_draws_the_result(results) -> None:
         if r["beta"] in x:
             assert y[list(x).index(r["beta"])] == pytest.approx(r["y3_asymptotic"])
     plt.close(fig)
+
+
+def test_rows_points_take_per_point_sample_counts(monkeypatch) -> None:
+    from sim.claims import rem
+
+    grid = {"T": (16, 64), "beta": (0.5, 1.0), "samples": {16: 100, 64: 50},
+            "samples_at": {(64, 1.0): 70}}
+    monkeypatch.setitem(rem.ROWS_GRIDS, "quick", grid)
+    got = {(p.config.T, p.config.beta): p.samples for p in rem.rows_points("quick")}
+    assert got == {(16, 0.5): 100, (16, 1.0): 100, (64, 0.5): 50, (64, 1.0): 70}
+    # every full-profile override names a point of the grid (a typo would silently do nothing)
+    full = rem.ROWS_GRIDS["full"]
+    assert all(T in full["T"] and b in full["beta"] for T, b in full["samples_at"])
+
+
+def test_se_floor_is_relative_to_the_estimate() -> None:
+    from sim.claims.rem import SE_FLOOR, _cmp
+    from sim.montecarlo import Estimate
+
+    # E Y3 at T = 1024, beta = 0.25 is about 3.5e-6 with se 2e-9 at the book size: the floor
+    # must not raise that se (an absolute 1e-6 floor made it detect 204%, not 0.4%)
+    small = _cmp(3.4876e-6, Estimate(3.4881e-6, 2e-9, 100), 10, {}, "y3")
+    assert small.se == 2e-9 and small.detectable_relative < 0.01
+    # ... so a 10% error in such a prediction is rejected (the absolute floor let it pass)
+    assert not _cmp(1.1 * 3.4876e-6, Estimate(3.4881e-6, 2e-9, 100), 10, {}, "y3").passed
+    assert compare_with_floor_of(1e-6, 3.4881e-6).passed
+    # collapsed tokens: every cosine 1, se 0 -> the floor, SE_FLOOR |mean|
+    collapsed = _cmp(1.0 - 1e-7, Estimate(1.0, 0.0, 24), 10, {}, "cosine")
+    assert collapsed.se == SE_FLOOR and collapsed.passed
+    assert not _cmp(1.0 - 1e-4, Estimate(1.0, 0.0, 24), 10, {}, "cosine").passed
+    # an estimate of exactly 0 with se 0 still gets a positive se
+    assert _cmp(0.0, Estimate(0.0, 0.0, 24), 10, {}, "zero").passed
+
+
+def compare_with_floor_of(floor: float, mean: float):
+    """The old rule (an absolute floor): the 10% error above passes under it."""
+    return stats.compare(1.1 * 3.4876e-6, mean, max(2e-9, floor), n_tests=10, dof=99)

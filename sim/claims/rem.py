@@ -51,10 +51,13 @@ ROWS_GRIDS: dict[str, dict[str, Any]] = {
              "beta_at": {4096: (1.0, 3.0)}},  # T = 4096 costs 4-6 s per sample
     # full: a real run at T <= 1024 (2026-11-30) detected 1.0-3.4% on E Y3 (heavy-tailed
     # e^{3a}) at 20 points with {16: 26000, 64: 9000, 256: 1800, 1024: 700}: raised by
-    # (detected/0.9%)^2; T = 4096 (1.9% projected on Y3) would need 17 more CPU hours
+    # (detected/0.9%)^2. samples_at: Y3 at T = 4096 projected 1.88% at beta = 0.75 and, once
+    # the se floor was made relative (it had hidden this one), 2.1% at beta = 0.5 with 640
+    # samples (2026-11-30): raised the same way
     "full": {"T": (16, 64, 256, 1024, 4096),
              "beta": (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0),
-             "samples": {16: 75000, 64: 40000, 256: 20000, 1024: 10000, 4096: 640}},
+             "samples": {16: 75000, 64: 40000, 256: 20000, 1024: 10000, 4096: 640},
+             "samples_at": {(4096, 0.5): 3500, (4096, 0.75): 2800}},
 }
 MAP_GRIDS: dict[str, dict[str, Any]] = {
     "quick": {"T": (16, 64), "beta": (0.5, 1.0, 2.0, 3.0), "samples": {16: 1500, 64: 300}},
@@ -119,7 +122,8 @@ def deep_config(T: int, depth: int, beta: float, alpha: float, norm: str,
 
 def rows_points(profile: str) -> list[Point]:
     g = ROWS_GRIDS[check_profile(profile)]
-    return [Point(rows_config(T, b), grid_samples(g, T), SEED, "rows")
+    return [Point(rows_config(T, b), g.get("samples_at", {}).get((T, b), grid_samples(g, T)),
+                  SEED, "rows")
             for T in g["T"] for b in g.get("beta_at", {}).get(T, g["beta"])]
 
 
@@ -162,16 +166,18 @@ def _dof(n: int) -> int:
     return max(n - 1, 1)
 
 
-SE_FLOOR = 1e-6  # numerical resolution of a cosine: collapsed stacks give se = 0 exactly
+#: relative numerical resolution of an estimate: collapsed stacks give cosines of 1 with se = 0
+#: exactly. Relative, not absolute: an absolute 1e-6 exceeded the true se of E ipr and E Y3
+#: (values down to 3e-6) and hid what those comparisons detect (issue 8).
+SE_FLOOR = 1e-6
 
 
 def _cmp(prediction: float, est, n_tests: int, params: dict, label: str,
          bias: float = 0.0) -> Comparison:
     """``compare`` with Student's t at ``est.n - 1`` degrees of freedom; ``se`` is floored at
-    ``SE_FLOOR`` (all samples equal, e.g. fully collapsed tokens)."""
-    return compare(float(prediction), est.mean, max(est.se, SE_FLOOR), bias=bias,
-                   n_tests=n_tests,
-                   params=params, label=label, dof=_dof(est.n))
+    ``SE_FLOOR |mean|`` (all samples equal, e.g. fully collapsed tokens)."""
+    return compare(float(prediction), est.mean, max(est.se, SE_FLOOR * abs(est.mean), 1e-300),
+                   bias=bias, n_tests=n_tests, params=params, label=label, dof=_dof(est.n))
 
 
 
@@ -360,10 +366,10 @@ def run_remf(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         where = sorted((c.params["T"], c.params["beta"]) for c in y3_reference)
         notes += (f"E Y3 is compared at all {len(c_y3)} rows points; at {len(y3_reference)} of "
                   f"them, (T, beta) = {where}, it cannot detect a 5% discrepancy at this "
-                  "profile's sample size (where E Y3 is small, below and near beta_c, the "
-                  "per-sample Y3 carries the heavy lognormal tail of e^(3 a_ts)), so those are "
-                  "reported as reference comparisons: they would refute the theory if "
-                  "rejected, but confirm nothing and have no 10% twin. ")
+                  "profile's sample size (near beta_c the per-sample Y3 carries the heavy "
+                  "lognormal tail of e^(3 a_ts)), so those are reported as reference "
+                  "comparisons: they would refute the theory if rejected, but confirm nothing "
+                  "and have no 10% twin. ")
     data = {"rows": _public(rows), "maps": _public(maps)}
     return ClaimResult("REM-F", REMF.statement, verdict, deciding, comparisons, mutations,
                        profile, notes, data)
