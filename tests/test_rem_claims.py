@@ -88,6 +88,11 @@ def test_asymptotic_laws_fail_near_beta_c(results, claim: str, label: str) -> No
     assert comps and not any(c.passed for c in comps)
     assert results[claim].verdict == "qualified"
     assert "rejected at" in results[claim].notes
+    # a T -> infinity law is reported beside the exact finite-(T, d) theory (as GAP-3's limits):
+    # its rejections qualify the claim, they never refute it
+    assert {c.role for c in _labelled(results[claim], label)} == {"reference"}
+    finite = label.replace("asymptotic", "finite (T, d)")
+    assert "exact" in {c.role for c in _labelled(results[claim], finite)}
 
 
 @pytest.mark.slow
