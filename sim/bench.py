@@ -453,11 +453,12 @@ def run_bench(sizes: Iterable[Sequence[int]] = SIZES, dtypes: Iterable[str] = DT
     rows: list[dict[str, Any]] = []
     with thread_limit(threads), progress_bar(total, "step", progress) as bar:
         for dt in dtypes:
-            matmul, matmul_best = None, math.inf
+            matmul, matmul_best, per_call = None, math.inf, 0
             if ceiling:
                 bar.set_description(f"ceiling {dt}")
                 run = _matmuls(dt, ceiling_n)
-                matmul = functools.partial(run, calibrate(run, seconds))
+                per_call = calibrate(run, seconds)  # matmuls per timed call
+                matmul = functools.partial(run, per_call)
                 matmul_best = min(_wall(matmul) for _ in range(repeats))
                 bar.update(1)
             dtype_rows = []
@@ -487,7 +488,7 @@ def run_bench(sizes: Iterable[Sequence[int]] = SIZES, dtypes: Iterable[str] = DT
                     dtype_rows.append(dict(zip(ROW_KEYS, (*size, dt, impl, sps,
                                                           flops * sps / 1e9), strict=True)))
             if ceiling:
-                rate = 2.0 * ceiling_n ** 3 * matmul.args[0] / matmul_best / 1e9
+                rate = 2.0 * ceiling_n ** 3 * per_call / matmul_best / 1e9
                 rows.append(dict(zip(ROW_KEYS, (None, None, None, dt, "ceiling", None, rate),
                                      strict=True)))
             rows += dtype_rows
