@@ -22,8 +22,12 @@ def current_profile() -> str:
     return check_profile(os.environ.get("SIGPROP_PROFILE", DEFAULT_PROFILE))
 
 
-def grid_samples(grid: dict[str, Any], at: Any, key: str = "samples") -> int:
+def grid_samples(grid: dict[str, Any], at: Any, key: str = "samples", point: Any = None) -> int:
     """Sample count of a profile grid at ``at`` (a ``T``, a value ensemble, ...):
-    ``grid[key]`` is one int for every point or a mapping from ``at`` to an int."""
+    ``grid[key]`` is one int for every point or a mapping from ``at`` to an int; an entry for
+    ``point`` (e.g. ``(T, beta)``) in the optional mapping ``grid[key + "_at"]`` overrides it."""
+    overrides = grid.get(f"{key}_at", {})
+    if point is not None and point in overrides:
+        return int(overrides[point])
     n = grid[key]
     return int(n[at]) if isinstance(n, dict) else int(n)

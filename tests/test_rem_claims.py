@@ -192,15 +192,11 @@ def test_se_floor_is_relative_to_the_estimate() -> None:
     assert small.se == 2e-9 and small.detectable_relative < 0.01
     # ... so a 10% error in such a prediction is rejected (the absolute floor let it pass)
     assert not _cmp(1.1 * 3.4876e-6, Estimate(3.4881e-6, 2e-9, 100), 10, {}, "y3").passed
-    assert compare_with_floor_of(1e-6, 3.4881e-6).passed
+    # the twin of the rule: under the old absolute floor (se 1e-6) that 10% error passed
+    assert stats.compare(1.1 * 3.4876e-6, 3.4881e-6, 1e-6, n_tests=10, dof=99).passed
     # collapsed tokens: every cosine 1, se 0 -> the floor, SE_FLOOR |mean|
     collapsed = _cmp(1.0 - 1e-7, Estimate(1.0, 0.0, 24), 10, {}, "cosine")
     assert collapsed.se == SE_FLOOR and collapsed.passed
     assert not _cmp(1.0 - 1e-4, Estimate(1.0, 0.0, 24), 10, {}, "cosine").passed
     # an estimate of exactly 0 with se 0 still gets a positive se
     assert _cmp(0.0, Estimate(0.0, 0.0, 24), 10, {}, "zero").passed
-
-
-def compare_with_floor_of(floor: float, mean: float):
-    """The old rule (an absolute floor): the 10% error above passes under it."""
-    return stats.compare(1.1 * 3.4876e-6, mean, max(2e-9, floor), n_tests=10, dof=99)

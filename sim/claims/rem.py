@@ -122,8 +122,7 @@ def deep_config(T: int, depth: int, beta: float, alpha: float, norm: str,
 
 def rows_points(profile: str) -> list[Point]:
     g = ROWS_GRIDS[check_profile(profile)]
-    return [Point(rows_config(T, b), g.get("samples_at", {}).get((T, b), grid_samples(g, T)),
-                  SEED, "rows")
+    return [Point(rows_config(T, b), grid_samples(g, T, point=(T, b)), SEED, "rows")
             for T in g["T"] for b in g.get("beta_at", {}).get(T, g["beta"])]
 
 
@@ -173,11 +172,12 @@ SE_FLOOR = 1e-6
 
 
 def _cmp(prediction: float, est, n_tests: int, params: dict, label: str,
-         bias: float = 0.0) -> Comparison:
+         bias: float = 0.0, role: str = "exact") -> Comparison:
     """``compare`` with Student's t at ``est.n - 1`` degrees of freedom; ``se`` is floored at
     ``SE_FLOOR |mean|`` (all samples equal, e.g. fully collapsed tokens)."""
     return compare(float(prediction), est.mean, max(est.se, SE_FLOOR * abs(est.mean), 1e-300),
-                   bias=bias, n_tests=n_tests, params=params, label=label, dof=_dof(est.n))
+                   bias=bias, n_tests=n_tests, params=params, label=label, dof=_dof(est.n),
+                   role=role)
 
 
 
@@ -265,14 +265,16 @@ def _public(rows: list[dict]) -> list[dict]:
 
 
 def _rows_comparisons(rows: list[dict], quantity: str, prediction_key: str, label: str,
-                      n_tests: int, unresolved_as_reference: bool = False) -> list[Comparison]:
-    """One comparison per rows point. ``unresolved_as_reference``: a comparison that cannot
-    detect a ``RESOLUTION`` discrepancy at the profile's sample size gets ``role="reference"``
-    (reported, no twin; see ``_finite_verdict``)."""
+                      n_tests: int, unresolved_as_reference: bool = False,
+                      role: str = "exact") -> list[Comparison]:
+    """One comparison per rows point, of ``role``. ``unresolved_as_reference``: a comparison
+    that cannot detect a ``RESOLUTION`` discrepancy at the profile's sample size gets
+    ``role="reference"`` (reported, no twin; see ``_finite_verdict``)."""
     out = []
     for r in rows:
         est = r["_est"][quantity]
-        c = _cmp(r[prediction_key], est, n_tests, {"T": r["T"], "beta": r["beta"]}, label)
+        c = _cmp(r[prediction_key], est, n_tests, {"T": r["T"], "beta": r["beta"]}, label,
+                 role=role)
         if unresolved_as_reference and not c.resolved:
             c = dataclasses.replace(c, role="reference")
         out.append(c)
@@ -390,8 +392,8 @@ def _asymptotic_claim(claim: Claim, laws: list[tuple[str, str, str, str]], profi
     for quantity, finite_key, asym_key, label in laws:
         f = _rows_comparisons(rows, quantity, finite_key, f"{label} vs finite (T, d)", n_tests,
                               unresolved_as_reference=quantity == "y3")
-        a = [dataclasses.replace(c, role="reference") for c in
-             _rows_comparisons(rows, quantity, asym_key, f"{label} vs asymptotic", n_tests)]
+        a = _rows_comparisons(rows, quantity, asym_key, f"{label} vs asymptotic", n_tests,
+                              role="reference")
         finite += f
         asym += a
         by_T: dict[int, float] = {}
