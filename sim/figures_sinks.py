@@ -123,7 +123,8 @@ def sd3_costs(result: ClaimResult) -> Figure:
 
 def sd4_smoothing(result: ClaimResult) -> Figure:
     """SD-4: ``mu`` after each layer's head against its input ``mu`` per case (left: by layer,
-    measured points and predicted lines; right: measured / predicted)."""
+    measured points and d -> infinity predicted lines; right: measured / predicted, filled at
+    finite ``d`` (the exact comparisons), open for the d -> infinity law with REM rows)."""
     rows = result.data["rows"]
     cases = list(dict.fromkeys(r["case"] for r in rows))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
@@ -135,16 +136,20 @@ def sd4_smoothing(result: ClaimResult) -> Figure:
         axes[0].errorbar(layers, [r["mu_out"] for r in sub], yerr=[r["mu_out_se"] for r in sub],
                          fmt="o", color=color, ms=4, capsize=2, label=f"{case}: measured mu'")
         axes[0].plot(layers, [r["predicted"] for r in sub], "-", color=color, lw=1)
-        axes[1].errorbar(np.array(layers) + 0.06 * (k - 1.5), [r["ratio"] for r in sub],
-                         yerr=[r["ratio_se"] for r in sub], fmt="o", color=color, ms=4,
-                         capsize=2, label=case)
+        x = np.array(layers) + 0.06 * (k - 1.5)
+        axes[1].errorbar(x, [r["ratio_finite_d"] for r in sub],
+                         yerr=[r["ratio_finite_d_se"] for r in sub], fmt="o", color=color, ms=4,
+                         capsize=2, label=f"{case}: finite d")
+        axes[1].errorbar(x + 0.25, [r["ratio"] for r in sub], yerr=[r["ratio_se"] for r in sub],
+                         fmt="o", mfc="none", color=color, ms=4, capsize=2,
+                         label=f"{case}: d -> infinity, REM rows")
     axes[0].set_xlabel("layer l")
     axes[0].set_ylabel("consensus distance mu (dotted: input, lines: predicted output)")
     axes[0].legend(fontsize=7)
     axes[1].axhline(1.0, color="k", lw=0.8)
     axes[1].set_xlabel("layer l")
     axes[1].set_ylabel("measured / predicted mu after the head")
-    axes[1].legend(fontsize=7)
+    axes[1].legend(fontsize=6, ncol=2)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     stamp(fig, result, *_provenance(rows))
     return fig

@@ -17,7 +17,12 @@ interest), all tokens otherwise. Observables:
   ``cw_sink`` ``CW_i0``, ``cw_self`` ``CW_ii``; ``value_norm`` ``||v_j||^2 / d`` (mean over
   queries ``j``); ``consensus`` ``mu(X)`` and ``consensus_update`` ``mu(alpha_attn X + Y_h)``
   (``mu`` the consensus distance ``||X - 1 xbar^T||_F / ||X||_F`` over all tokens);
-  ``diagonal_error`` ``sum_i ||y_i - v_i||^2 / sum_i ||v_i||^2`` (all tokens).
+  ``diagonal_error`` ``sum_i ||y_i - v_i||^2 / sum_i ||v_i||^2`` (all tokens); ``overlap``
+  ``mean_{i != k} sum_j A_ij A_kj`` (all tokens); and, over the value weights given ``X`` and
+  ``A``, the moments of ``N = ||P Z||^2`` and ``D = ||Z||^2`` (``Z = alpha_attn X + Y_h``, ``P``
+  the centring) that ``consensus_update`` is ``sqrt(N/D)`` of: ``update_n`` ``E N``,
+  ``update_m`` ``E D``, ``update_var_n``, ``update_var_m``, ``update_cov`` (see
+  ``update_moments``; NaN unless one head with random, unsteered values).
 - ``queries`` (layer 1, head 0; row ``i`` is query token ``i``): ``sink_mass``,
   ``diagonal_mass``, ``entropy``, ``output_norm``, ``cw_sink``, ``cw_self`` of row ``i``;
   ``rest_norm`` ``||m_i||^2 / d`` with ``m_i = sum_{j >= 1} A_ij v_j / (1 - A_i0)``;
@@ -44,7 +49,10 @@ from numba import prange
 from sim import kernels as K
 
 HEAD_OBSERVABLES = ("sink_mass", "diagonal_mass", "entropy", "ipr", "output_norm", "value_norm",
-                    "cw_sink", "cw_self", "consensus", "consensus_update", "diagonal_error")
+                    "cw_sink", "cw_self", "consensus", "consensus_update", "diagonal_error",
+                    "overlap", "update_n", "update_m", "update_var_n", "update_var_m",
+                    "update_cov")
+_N_UPDATE = 5  # the update_* moments, last in HEAD_OBSERVABLES
 QUERY_OBSERVABLES = ("sink_mass", "diagonal_mass", "entropy", "output_norm", "cw_sink",
                      "cw_self", "rest_norm", "sink_rest_cos", "sink_output_cos")
 ABLATION_PREDICTORS = ("cw", "abs_cw", "alpha", "norm")
@@ -64,6 +72,54 @@ def head_parts(xa, weights, h, ip, fp):
         v = np.dot(v, weights[3][h * dk:(h + 1) * dk, :].astype(np.float64))
     a = a.astype(np.float64)
     return a, v, np.dot(a, v)
+
+
+@numba.njit(cache=True)
+def value_input(xa, ip, fp):
+    """``X_s`` (``T x d``, float64): the attention input with token 0's row times
+    ``sink_value`` when there is a sink, so that one head's values are ``X_s W_V``."""
+    xs = xa.astype(np.float64)
+    if ip[K.I_SINK]:
+        xs[0] *= fp[K.F_SINK_VALUE]
+    return xs
+
+
+@numba.njit(cache=True)
+def update_moments(x, b, alpha, sigma_v2, out):
+    """Fill ``out[:5]`` with ``E N, E D, Var N, Var D, Cov(N, D)`` of ``N = ||P Z||^2``,
+    ``D = ||Z||^2``, ``Z = alpha X + B W`` over ``W`` (``d x d``, i.i.d. ``N(0, sigma_v2/d)``),
+    for fixed ``X`` (``x``) and ``B`` (``b``), both ``T x d`` float64; ``P = I - 1 1^T/T``.
+
+    Gaussian moments (``s = sigma_v2``): the linear term ``2 alpha <C X, C B W>`` has variance
+    ``4 alpha^2 (s/d) ||B^T C X||^2``, the quadratic ``||C B W||^2`` has mean ``s ||C B||^2`` and
+    variance ``2 (s^2/d) ||B^T C B||^2``, and they are uncorrelated; ``C = P`` for ``N``,
+    ``I`` for ``D``, and the covariance pairs ``P`` with ``I`` the same way."""
+    T, d = x.shape
+    px = x.copy()
+    pb = b.copy()
+    for j in range(d):
+        mx = 0.0
+        mb = 0.0
+        for t in range(T):
+            mx += x[t, j]
+            mb += b[t, j]
+        mx /= T
+        mb /= T
+        for t in range(T):
+            px[t, j] -= mx
+            pb[t, j] -= mb
+    s = sigma_v2
+    bpx = np.dot(b.T, px)
+    bx = np.dot(b.T, x)
+    bpb = np.dot(b.T, pb)
+    bb = np.dot(b.T, b)
+    lin = 4.0 * alpha * alpha * s / d
+    quad = 2.0 * s * s / d
+    out[0] = alpha * alpha * np.sum(px * px) + s * np.sum(pb * pb)
+    out[1] = alpha * alpha * np.sum(x * x) + s * np.sum(b * b)
+    out[2] = lin * np.sum(bpx * bpx) + quad * np.sum(bpb * bpb)
+    out[3] = lin * np.sum(bx * bx) + quad * np.sum(bb * bb)
+    out[4] = lin * np.sum(bpx * bx) + quad * np.sum(bpb * bb)
 
 
 @numba.njit(cache=True)
@@ -109,7 +165,8 @@ def _cosine(u, w):
 
 @numba.njit(cache=True)
 def _head_stats(x, a, v, y, alpha, first, out):
-    """Fill ``out`` (``HEAD_OBSERVABLES`` order) for one head; ``first`` is the first query."""
+    """Fill ``out`` (``HEAD_OBSERVABLES`` order) but the ``update_*`` moments for one head;
+    ``first`` is the first query."""
     T, d = v.shape
     n = T - first
     for k in range(out.size):
@@ -135,6 +192,15 @@ def _head_stats(x, a, v, y, alpha, first, out):
         err += np.dot(r, r)
         vv += np.dot(v[i], v[i])
     out[10] = err / vv if vv > 0.0 else np.nan
+    colsq = 0.0  # ||A^T 1||^2 = sum_{i, k} (A A^T)_ik
+    ipr = 0.0
+    for j in range(T):
+        cs = 0.0
+        for i in range(T):
+            cs += a[i, j]
+            ipr += a[i, j] * a[i, j]
+        colsq += cs * cs
+    out[11] = (colsq - ipr) / (T * (T - 1.0))
 
 
 @numba.njit(cache=True)
@@ -149,7 +215,10 @@ def head_samples(ip, fp, seeds, proto):
     depth, heads = ip[K.I_DEPTH], ip[K.I_HEADS]
     first = 1 if ip[K.I_SINK] else 0
     alpha = fp[K.F_ALPHA_ATTN]
-    out = np.empty((n, depth * heads, len(HEAD_OBSERVABLES)))
+    gaussian_values = (heads == 1 and ip[K.I_VALUE] == K.VALUE_RANDOM
+                       and fp[K.F_STEER_MU] == 0.0)
+    n_obs = len(HEAD_OBSERVABLES)
+    out = np.empty((n, depth * heads, n_obs))
     for s in prange(n):
         x = K.draw_input(ip, fp, seeds[s], proto)
         weights = K.draw_layer(ip, fp, seeds[s], 1, proto)
@@ -160,7 +229,14 @@ def head_samples(ip, fp, seeds, proto):
             x64 = x.astype(np.float64)
             for h in range(heads):
                 a, v, y = head_parts(xa, weights, h, ip, fp)
-                _head_stats(x64, a, v, y, alpha, first, out[s, (layer - 1) * heads + h])
+                row = out[s, (layer - 1) * heads + h]
+                _head_stats(x64, a, v, y, alpha, first, row)
+                moments = row[n_obs - _N_UPDATE:]
+                if gaussian_values:
+                    update_moments(x64, np.dot(a, value_input(xa, ip, fp)), alpha,
+                                   fp[K.F_SIGMA_V2], moments)
+                else:
+                    moments[:] = np.nan
             x, e, q = K.block(x, weights, ip, fp)
     return out
 

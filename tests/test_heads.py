@@ -80,6 +80,32 @@ def _mu(x: np.ndarray) -> float:
     return float(np.linalg.norm(x - x.mean(axis=0)) / np.linalg.norm(x))
 
 
+def _overlap(a: np.ndarray) -> float:
+    g = a @ a.T
+    return float((g.sum() - np.trace(g)) / (len(a) * (len(a) - 1)))
+
+
+def _update_moments(config: Config, x: np.ndarray, a: np.ndarray) -> list[float]:
+    """Reference ``E N, E D, Var N, Var D, Cov`` over ``W_V`` of ``N = ||P Z||^2``,
+    ``D = ||Z||^2``, ``Z = alpha X + A X_s W_V`` (NaN unless one head with random values)."""
+    if config.heads > 1 or config.value != "random" or config.steer_mu != 0.0:
+        return [math.nan] * 5
+    xs = (reference.layer_norm(x) if config.norm == "pre" else x).copy()
+    if config.sink:
+        xs[0] *= config.sink_value
+    b = a @ xs
+    px, pb = x - x.mean(axis=0), b - b.mean(axis=0)
+    al2, s, d = config.alpha_attn ** 2, config.sigma_v2, config.d
+    lin, quad = 4 * al2 * s / d, 2 * s * s / d
+    moment = [(px, pb), (x, b)]
+    means = [al2 * np.sum(u * u) + s * np.sum(w * w) for u, w in moment]
+    prods = [(b.T @ u, b.T @ w) for u, w in moment]
+    (bpx, bpb), (bx, bb) = prods
+    return means + [lin * np.sum(bpx**2) + quad * np.sum(bpb**2),
+                    lin * np.sum(bx**2) + quad * np.sum(bb**2),
+                    lin * np.sum(bpx * bx) + quad * np.sum(bpb * bb)]
+
+
 def _cw(a: np.ndarray, v: np.ndarray, y: np.ndarray) -> np.ndarray:
     return a * (y @ v.T) / np.sum(y * y, axis=1, keepdims=True)
 
@@ -106,7 +132,8 @@ def test_heads_kind_matches_reference(config: Config) -> None:
                         np.sum(a[q] ** 2, axis=1).mean(), np.mean(np.sum(y[q] ** 2, 1)) / config.d,
                         np.mean(np.sum(v[q] ** 2, 1)) / config.d, cw[q, 0].mean(),
                         cw[rows, rows].mean(), _mu(x), _mu(config.alpha_attn * x + y),
-                        np.sum((y - v) ** 2) / np.sum(v * v)]
+                        np.sum((y - v) ** 2) / np.sum(v * v), _overlap(a),
+                        *_update_moments(config, x, a)]
                 row = got[i, (layer - 1) * config.heads + h]
                 np.testing.assert_allclose(row, want, rtol=1e-9, atol=1e-12)
 

@@ -45,6 +45,14 @@ Derived here (sympy unless stated):
   ``mu'^2 = mu^2 (1 + sigma_v2 (Y2 - C)) / (1 + sigma_v2 ((1 - rho) Y2 + rho))`` with
   ``1 - rho = mu^2 T/(T - 1)``. Uniform attention (``Y2 = C = 1/T``): ``mu'^2 = mu^2/(1 +
   sigma_v2 (1 - mu^2))`` for *any* ``X``; ``A = I`` (``Y2 = 1``, ``C = 0``) leaves ``mu`` unchanged.
+- SD-4 at finite ``d``: ``mu' = sqrt(N/D)`` is not ``sqrt(E N/E D)``. To second order in the
+  fluctuations of ``N`` and ``D`` over ``F`` (relative variances ``O(1/d)``),
+  ``E mu' = sqrt(E N/E D) (1 - Var N/(8 n^2) + 3 Var D/(8 m^2) - Cov(N, D)/(4 n m))`` with
+  ``n = E N``, ``m = E D`` (the *Jensen factor*, error ``O(1/d^2)``). The moments are Gaussian
+  quadratic-form moments of ``F`` given ``X`` and ``A`` (``sim.heads.update_moments``). Uniform
+  attention (``N`` constant, ``D = ||X||^2 + 2 T xbar.v + T |v|^2`` with ``v = F xbar``) gives
+  ``1 + 3 Var D/(8 m^2)`` with ``Var D/m^2 = 2 s (2 + s)(1 - mu^2)^2/(d (1 + s (1 - mu^2))^2)``
+  (``s = sigma_v2``): ``1 + 3 s (2 + s)/(4 d (1 + s)^2)`` once the tokens have collapsed.
 - SD-5: with ``W_QK = c I`` on isometric tokens (``T <= d``) ``A = p I + (1 - p)(J - I)/(T - 1)``,
   ``p = 1/(1 + (T - 1) e^{-c d})``, so ``A - I = -(1 - p) T/(T - 1) P`` and
   ``sum_i |y_i - v_i|^2 / sum_i |v_i|^2 = ((1 - p) T/(T - 1))^2 B`` exactly, with
@@ -74,6 +82,9 @@ p = sp.symbols("p", positive=True)
 phi, t = sp.symbols("phi t", real=True)
 Y2, C = sp.symbols("ipr overlap", positive=True)
 mu2 = sp.symbols("mu2", positive=True)
+n_upd, m_upd = sp.symbols("update_n update_m", positive=True)
+var_n, var_m = sp.symbols("update_var_n update_var_m", nonnegative=True)
+cov_nm = sp.symbols("update_cov", real=True)
 
 
 # ----------------------------------------------------------------------------- SD-1, SD-2
@@ -166,6 +177,26 @@ def derive_consensus_update() -> sp.Expr:
     return sp.simplify(num / den)
 
 
+def derive_consensus_jensen() -> sp.Expr:
+    """``E sqrt(N/D) / sqrt(n/m)`` to second order: expand ``sqrt((1 + e a)/(1 + e b))`` to
+    ``e^2`` and take ``E a = E b = 0``, ``E a^2 = Var N/n^2``, ``E b^2 = Var D/m^2``,
+    ``E a b = Cov(N, D)/(n m)``."""
+    e, fa, fb = sp.symbols("e a b", real=True)
+    series = sp.series(sp.sqrt((1 + e * fa) / (1 + e * fb)), e, 0, 3).removeO().subs(e, 1)
+    moments = {(0, 0): 1, (1, 0): 0, (0, 1): 0, (2, 0): var_n / n_upd**2,
+               (0, 2): var_m / m_upd**2, (1, 1): cov_nm / (n_upd * m_upd)}
+    terms = sp.Poly(sp.expand(series), fa, fb).terms()
+    return sp.expand(sum(coef * moments[mon] for mon, coef in terms))
+
+
+def derive_uniform_jensen() -> sp.Expr:
+    """The Jensen factor of uniform attention in terms of ``mu^2``: ``Var N = 0`` and
+    ``Var D/m^2 = 2 s (2 + s)(1 - mu^2)^2/(d (1 + s (1 - mu^2))^2)``."""
+    rel = 2 * v * (2 + v) * (1 - mu2) ** 2 / (d * (1 + v * (1 - mu2)) ** 2)
+    jensen = derive_consensus_jensen().subs({var_n: 0, cov_nm: 0, var_m: rel * m_upd**2})
+    return 1 + sp.factor(sp.simplify(jensen - 1))
+
+
 def derive_diagonal_error() -> sp.Expr:
     """``E sum_i |y_i - v_i|^2 / sum_i |v_i|^2`` for diagonal mass ``p`` spread evenly
     (``A - I = -(1 - p) T/(T - 1) P``, ``E ||P G||^2/||G||^2 = (T - 1)/T``)."""
@@ -190,6 +221,8 @@ def generated_functions() -> list[tuple[str, sp.Expr, tuple[sp.Symbol, ...]]]:
         ("optimal_sink_cost", derive_optimal_sink_cost(), (T, eps, a, b, d)),
         ("diagonal_uniform_scale", derive_diagonal_uniform_scale(), (T, eps, a, b, d)),
         ("consensus_update2", derive_consensus_update(), (mu2, Y2, C, T, v)),
+        ("consensus_jensen", derive_consensus_jensen(), (n_upd, m_upd, var_n, var_m, cov_nm)),
+        ("uniform_jensen", derive_uniform_jensen(), (mu2, v, d)),
         ("diagonal_error", derive_diagonal_error(), (p, T)),
         ("diagonal_error_of_margin", derive_diagonal_error_of_margin(), (m, T)),
     ]
@@ -429,6 +462,13 @@ def consensus_update(mu: float, ipr: float, overlap: float, T: int, sigma_v2: fl
     return float(np.sqrt(_generated().consensus_update2(mu * mu, ipr, overlap, T, sigma_v2)))
 
 
+def consensus_jensen(n, m, var_n, var_m, cov):
+    """The Jensen factor ``E mu' / sqrt(n/m)`` (SD-4, finite ``d``) from the moments of
+    ``N = ||P Z||^2`` and ``D = ||Z||^2`` over ``F`` (``sim.heads.update_moments``); works
+    elementwise on arrays."""
+    return _generated().consensus_jensen(n, m, var_n, var_m, cov)
+
+
 def near_diagonal_ipr_overlap(diagonal_mass: float, T: int) -> tuple[float, float]:
     """``(ipr, overlap)`` of ``A = q I + (1 - q)(J - I)/(T - 1)`` (``q`` the diagonal mass)."""
     r = (1 - diagonal_mass) / (T - 1)
@@ -464,6 +504,20 @@ register(Prediction(
     "simplex Gram; ratio of expectations over F (error O(1/d))",
     lambda mu2, ipr, overlap, T, sigma_v2: _generated().consensus_update2(
         mu2, ipr, overlap, T, sigma_v2), derive_consensus_update()))
+register(Prediction(
+    "sd_consensus_jensen", "SD-4",
+    "E mu' / sqrt(E N/E D): the finite-d (Jensen) factor of one layer's mu', given X and A",
+    ("update_n", "update_m", "update_var_n", "update_var_m", "update_cov"),
+    "second order in the fluctuations of N and D over F (error O(1/d^2))",
+    lambda update_n, update_m, update_var_n, update_var_m, update_cov:
+        _generated().consensus_jensen(update_n, update_m, update_var_n, update_var_m,
+                                      update_cov), derive_consensus_jensen()))
+register(Prediction(
+    "sd_uniform_jensen", "SD-4",
+    "the Jensen factor of uniform attention, from mu^2",
+    ("mu2", "sigma_v2", "d"), "second order over F (error O(1/d^2)); any X",
+    lambda mu2, sigma_v2, d: _generated().uniform_jensen(mu2, sigma_v2, d),
+    derive_uniform_jensen()))
 register(Prediction(
     "sd_diagonal_error", "SD-5",
     "E relative error of the token-wise map x_i -> x_i + F x_i under the diagonal pattern",

@@ -180,10 +180,6 @@ def _cmp(prediction: float, est, n_tests: int, params: dict, label: str,
                    role=role)
 
 
-
-
-
-
 def _where_failing(comparisons: list[Comparison], keys: tuple[str, ...]) -> list[tuple]:
     return sorted({tuple(c.params[k] for k in keys) for c in comparisons if not c.passed})
 

@@ -50,10 +50,10 @@ def single_layer(T: int, d: int, **kw: Any) -> Config:
     return Config(**base)
 
 
-def _cmp(pred: float, est, n_tests: int, params: dict, label: str, bias: float = 0.0
-         ) -> Comparison:
+def _cmp(pred: float, est, n_tests: int, params: dict, label: str, bias: float = 0.0,
+         role: str = "exact") -> Comparison:
     return compare(float(pred), est.mean, max(est.se, 1e-300), bias=bias, n_tests=n_tests,
-                   params=params, label=label)
+                   params=params, label=label, role=role)
 
 
 # ----------------------------------------------------------------------------- SD-1
@@ -431,7 +431,9 @@ def sd4_cases(profile: str) -> dict[str, Config]:
 
 def sd4_predicted(case: str, mu: np.ndarray, ipr: np.ndarray, diag: np.ndarray, T: int,
                   sigma_v2: float) -> np.ndarray:
-    """Per-sample predicted ``mu`` after the head (see ``theory.sinks.consensus_update``)."""
+    """Per-sample ``mu`` after the head by the d -> infinity law with REM rows (see
+    ``theory.sinks.consensus_update``): uniform exact, dense with independent rows (overlap
+    ``1/T``), diagonal with its off-diagonal mass spread evenly, null sink unchanged."""
     if case == "uniform":
         return np.array([theory.consensus_update(x, 1 / T, 1 / T, T, sigma_v2) for x in mu])
     if case == "dense":  # independent rows: overlap 1/T
@@ -443,16 +445,35 @@ def sd4_predicted(case: str, mu: np.ndarray, ipr: np.ndarray, diag: np.ndarray, 
     return np.asarray(mu, dtype=float)  # null-value sink: unchanged
 
 
+def sd4_finite_d(case: str, res, layer: int, T: int, sigma_v2: float) -> np.ndarray:
+    """Per-sample ``E mu'`` at finite ``d``: the law at the head's measured ``ipr`` and
+    ``overlap`` (a null sink: ``mu`` unchanged) times its Jensen factor
+    (``theory.sinks.consensus_jensen``, from the ``update_*`` moments over ``F``)."""
+    mu = res.per_sample("consensus", layer)
+    if case == "null sink":
+        law = np.asarray(mu, dtype=float)
+    else:
+        law = np.array([theory.consensus_update(x, y, z, T, sigma_v2) for x, y, z in zip(
+            mu, res.per_sample("ipr", layer), res.per_sample("overlap", layer), strict=True)])
+    moments = [res.per_sample(f"update_{k}", layer)
+               for k in ("n", "m", "var_n", "var_m", "cov")]
+    return law * theory.consensus_jensen(*moments)
+
+
 def run_sd4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     """SD-4: one-layer smoothing ``mu -> mu'`` of dense, diagonal and null-sink heads, per layer
-    of deep stacks, from the participation ratio (``ipr``)."""
+    of deep stacks, from the participation ratio (``ipr``).
+
+    Exact (per case and layer): ``mu'`` against the law at the measured ``ipr`` and row
+    ``overlap`` times the finite-``d`` Jensen factor. Reference: the d -> infinity law with REM
+    rows (``sd4_predicted``), and nothing measured but ``mu``, ``ipr`` and the diagonal mass."""
     g = SD4_GRIDS[check_profile(profile)]
     cases = sd4_cases(profile)
     points = [Point(cfg, g["samples"], SEED, "heads") for cfg in cases.values()]
     results = sweep(points, executor=executor)
     T, L = g["T"], g["depth"]
-    n_tests = len(cases) * L + 1
-    comparisons, rows = [], []
+    n_tests = 2 * len(cases) * L + 1
+    finite, limit, rows = [], [], []
     for (case, cfg), res in zip(cases.items(), results, strict=True):
         for layer in range(L):
             mu = res.per_sample("consensus", layer)
@@ -460,17 +481,24 @@ def run_sd4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             ipr = res.per_sample("ipr", layer)
             diag = res.per_sample("diagonal_mass", layer)
             pred = sd4_predicted(case, mu, ipr, diag, T, cfg.sigma_v2)
-            ratio = estimate(up / pred)
+            pred_d = sd4_finite_d(case, res, layer, T, cfg.sigma_v2)
+            ratio, ratio_d = estimate(up / pred), estimate(up / pred_d)
             bias = 0.0
             if case == "null sink":  # first-order bound: |mu'/mu - 1| <= (1 + mu)/mu ||Y||/||X||
                 lost = 1 - float(np.mean(res.per_sample("sink_mass", layer)))
                 bias = float(np.max((1 + mu) / mu)) * lost * 2 * math.sqrt(cfg.sigma_v2)
-            comparisons.append(_cmp(1.0, ratio, n_tests, {"case": case, "layer": layer + 1},
-                                    "measured / predicted mu after the head", bias))
+            params = {"case": case, "layer": layer + 1}
+            finite.append(_cmp(1.0, ratio_d, n_tests, params,
+                               "measured / finite-d mu' (measured ipr, overlap; Jensen)", bias))
+            limit.append(_cmp(1.0, ratio, n_tests, params,
+                              "measured / d -> infinity mu' (REM rows)", bias, "reference"))
             rows.append({"case": case, "layer": layer + 1, "mu_in": float(mu.mean()),
                          "mu_out": float(up.mean()), "mu_out_se": estimate(up).se,
                          "predicted": float(pred.mean()), "ratio": ratio.mean,
-                         "ratio_se": ratio.se, "ipr": float(ipr.mean()),
+                         "ratio_se": ratio.se, "predicted_finite_d": float(pred_d.mean()),
+                         "ratio_finite_d": ratio_d.mean, "ratio_finite_d_se": ratio_d.se,
+                         "ipr": float(ipr.mean()),
+                         "overlap": float(np.mean(res.per_sample("overlap", layer))),
                          "diagonal_mass": float(diag.mean()), "samples": res.samples,
                          "seed": res.seed})
     # layer 1 of the dense head, fully predicted: mu_0^2 = (T-1)/T, ipr from REM-F
@@ -480,18 +508,22 @@ def run_sd4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     ipr_rem = row_statistics(T, SD4_BETA * math.sqrt(math.log(T))).ipr
     mu0 = math.sqrt((T - 1) / T)
     pred1 = theory.consensus_update(mu0, ipr_rem, 1 / T, T, 1.0)
-    comparisons.append(_cmp(pred1, dense.estimate("consensus_update", 0), n_tests,
-                            {"case": "dense", "layer": 1},
-                            "mu after layer 1 from the REM-F ipr (no measured input)"))
+    finite.append(_cmp(pred1, dense.estimate("consensus_update", 0), n_tests,
+                       {"case": "dense", "layer": 1},
+                       "mu after layer 1 from the REM-F ipr (no measured input)"))
+    comparisons = finite + limit
     mutations = mutation_twins(comparisons, n_tests)
-    v = decide(comparisons, mutations)
-    w = largest_z(comparisons)
+    v = decide(finite, [m for m in mutations if m.role == "exact"])
+    w = largest_z(finite)
+    w_limit = largest_z(limit)
     by_case = {case: [r for r in rows if r["case"] == case] for case in cases}
     drop = {case: rs[0]["mu_out"] / rs[0]["mu_in"] for case, rs in by_case.items()}
-    deciding = (f"measured/predicted mu' over {len(comparisons)} (case, layer) pairs: max |z| = "
-                f"{abs(w.z):.1f} (critical {w.z_crit:.1f}); layer-1 mu'/mu: "
+    deciding = (f"measured / finite-d mu' over {len(finite)} (case, layer) pairs: max |z| = "
+                f"{abs(w.z):.1f} (critical {w.z_crit:.1f}); d -> infinity law with REM rows: "
+                f"max |z| = {abs(w_limit.z):.1f} ({w_limit.params}); layer-1 mu'/mu: "
                 + ", ".join(f"{k} {x:.4f}" for k, x in drop.items()))
-    if v == "confirmed":
+    rejected = [c for c in limit if not c.passed]
+    if v == "confirmed" and not rejected:
         verdict = "confirmed"
         notes = ("mu'^2 = mu^2 (1 + sigma_v2 (Y2 - C))/(1 + sigma_v2 ((1 - rho) Y2 + rho)) "
                  "predicts every layer of the deep stacks: uniform attention (Y2 = C = 1/T, exact "
@@ -499,10 +531,17 @@ def run_sd4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                  "independent rows C = 1/T) lower mu each layer; the diagonal (Y2 -> 1, C -> 0) "
                  "and the null-value sink leave it unchanged up to their off-target mass. Dense "
                  "attention smooths more than sparse attention, by the amount the participation "
-                 "ratio says.")
+                 "ratio says. The finite-d Jensen factor is within the resolution here.")
+    elif v == "confirmed":
+        verdict = "qualified"
+        where = sorted({(c.params["case"], c.params["layer"]) for c in rejected})
+        notes = (f"The law holds at finite d once it takes the head's measured ipr and row "
+                 f"overlap and the Jensen factor E sqrt(N/D)/sqrt(E N/E D) (every exact "
+                 f"comparison passes), but its d -> infinity form with REM rows is rejected at "
+                 f"{len(rejected)} (case, layer) pairs: {where}.")
     else:
         verdict = v
-        notes = (rejected_summary(comparisons) if v == "refuted" else
+        notes = (rejected_summary(finite) if v == "refuted" else
                  "Some comparison could not resolve 5% or a twin survived.")
     return ClaimResult("SD-4", SD4.statement, verdict, deciding, comparisons, mutations, profile,
                        notes, {"rows": rows, "T": T, "d": g["d"], "ipr_rem": ipr_rem,

@@ -54,6 +54,16 @@ def consensus_update2(mu2, ipr, overlap, T, sigma_v2):
     return mu2*(T + sigma_v2*(T*ipr - ipr - overlap*(T - 1)) - 1)/(T + sigma_v2*(T*ipr*mu2 - T*mu2 + T - 1) - 1)
 
 
+def consensus_jensen(update_n, update_m, update_var_n, update_var_m, update_cov):
+    """-update_cov/(4*update_m*update_n) + 1 - update_var_n/(8*update_n**2) + 3*update_var_m/(8*update_m**2)"""
+    return -1/4*update_cov/(update_m*update_n) + 1 - 1/8*update_var_n/update_n**2 + (3/8)*update_var_m/update_m**2
+
+
+def uniform_jensen(mu2, sigma_v2, d):
+    """1 + 3*sigma_v2*(mu2 - 1)**2*(sigma_v2 + 2)/(4*d*(mu2*sigma_v2 - sigma_v2 - 1)**2)"""
+    return 1 + (3/4)*sigma_v2*(mu2 - 1)**2*(sigma_v2 + 2)/(d*(mu2*sigma_v2 - sigma_v2 - 1)**2)
+
+
 def diagonal_error(p, T):
     """T*(p - 1)**2/(T - 1)"""
     return T*(p - 1)**2/(T - 1)
