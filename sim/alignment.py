@@ -13,7 +13,11 @@ unless stated, at layers ``0 .. depth``:
 - ``align_u``: the steering direction ``u`` (NaN without steering);
 - ``align_own``: ``K = alpha_attn I + F_l`` of the current layer ``l`` (layer 1's at layer 0);
 - ``align_mean_M``: the mean token's alignment with ``M``;
-- ``cosine``: mean off-diagonal token cosine.
+- ``cosine``: mean off-diagonal token cosine;
+- ``misalign_F`` .. ``misalign_mean_M``: ``1 -`` the matching ``align_*``, computed without
+  cancellation (per token ``1 - c = s^2/(1 + c)``, ``s = ||x - Proj_S x||/||x||``), so that it
+  keeps its relative precision down to about ``1e-15`` where ``1 - align`` would be rounding
+  below about ``1e-8``.
 
 Eigen-decompositions use LAPACK through NumPy (numba cannot return complex eigenvectors of a real
 matrix); samples run on threads (the numba parts release the GIL), each writing its own slot.
@@ -28,8 +32,8 @@ import numpy as np
 
 from sim import kernels
 
-ALIGNMENT_OBSERVABLES = ("align_F", "align_M", "align_centred", "align_u", "align_own",
-                         "align_mean_M", "cosine")
+_ALIGNED = ("align_F", "align_M", "align_centred", "align_u", "align_own", "align_mean_M")
+ALIGNMENT_OBSERVABLES = (*_ALIGNED, "cosine", *(f"mis{name}" for name in _ALIGNED))
 #: an eigenvalue counts as real when ``|Im lambda| <= REAL_TOL |lambda|``
 REAL_TOL = 1e-10
 
@@ -55,16 +59,30 @@ def alignment(x: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return proj / np.linalg.norm(x, axis=1)
 
 
+def misalignment(x: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """``1 - alignment(x, basis)`` for each row of ``x`` without cancellation:
+    ``s^2/(1 + c)`` with ``c`` the alignment and ``s = ||x_t - Proj_S x_t|| / ||x_t||``."""
+    coords = x @ basis
+    norm = np.linalg.norm(x, axis=1)
+    c = np.linalg.norm(coords, axis=1) / norm
+    s = np.linalg.norm(x - coords @ basis.T, axis=1) / norm
+    return s * s / (1.0 + c)
+
+
 def _value_matrix(weights: tuple) -> np.ndarray:
     return np.asarray(weights[2][0], dtype=np.float64).T
 
 
 def _record(out: np.ndarray, x: np.ndarray, bases: dict[str, np.ndarray | None]) -> None:
     xx = x.astype(np.float64)
-    for j, name in enumerate(ALIGNMENT_OBSERVABLES[:5]):
+    mis = len(_ALIGNED) + 1  # first misalign_* slot
+    for j, name in enumerate(_ALIGNED[:5]):
         basis = bases[name]
         out[j] = np.nan if basis is None else float(np.mean(alignment(xx, basis)))
-    out[5] = float(alignment(xx.mean(axis=0, keepdims=True), bases["align_M"])[0])
+        out[mis + j] = np.nan if basis is None else float(np.mean(misalignment(xx, basis)))
+    mean = xx.mean(axis=0, keepdims=True)
+    out[5] = float(alignment(mean, bases["align_M"])[0])
+    out[mis + 5] = float(misalignment(mean, bases["align_M"])[0])
     unit = xx / np.linalg.norm(xx, axis=1, keepdims=True)
     T = xx.shape[0]
     total = unit.sum(axis=0)

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sim.claims import ClaimResult
-from sim.claims.power_shared import FLOOR, WINDOW
+from sim.claims.power_shared import CANCELLATION_FLOOR, FLOOR, WINDOW
 from sim.stamp import stamp
 
 #: below this a sine from ``sqrt(1 - a^2)`` is rounding
@@ -244,8 +244,9 @@ def pm5_link(result: ClaimResult) -> Figure:
         bulk = np.asarray(d["bulk_over_mean"], dtype=float)
         sin = np.asarray(d["sin_mean"], dtype=float)
         layers = np.arange(bulk.size)
-        # both come from 1 - (cosine or alignment): below FLOOR they carry rounding
-        ax.plot(layers, np.where(bulk > FLOOR, bulk, np.nan), "o-", ms=3, lw=1, color="C3",
+        # bulk comes from 1 - cosine (rounding below CANCELLATION_FLOOR), sin without cancellation
+        ax.plot(layers, np.where(bulk > CANCELLATION_FLOOR, bulk, np.nan), "o-", ms=3, lw=1,
+                color="C3",
                 label="rank collapse: sqrt(E_bulk/E_mean) (GAP-5)")
         ax.plot(layers, np.where(sin > FLOOR, sin, np.nan), "s-", ms=3, lw=1, color="C0",
                 label="power method: sin(mean token, v_1)")

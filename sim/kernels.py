@@ -36,7 +36,7 @@ from sim import fastmath, linalg, rng
 from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, QKS, VALUES, Config
 
 # Bump when a kernel changes its numbers: it is part of every cache key.
-KERNEL_VERSION = "11"
+KERNEL_VERSION = "12"
 
 OBSERVABLES = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
                "entropy", "ipr", "norm", "gram_stable_rank")

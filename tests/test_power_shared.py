@@ -85,6 +85,13 @@ def test_claims_quick(claim, tmp_path, monkeypatch):
         assert decide(with_role(r.comparisons), []) in ("confirmed", "open")
     if r.verdict == "refuted":
         assert not all(c.passed for c in r.comparisons)
+    if claim == "PM-5":  # the rates use exactly the samples in consensus on v_1
+        per = r.data["per_sample"]
+        for c in r.comparisons:
+            if "observable" not in c.params:
+                ps = per[f"beta={c.params['beta']:g}"]
+                assert c.dof == ps["reached"] - 1
+                assert ps["reached"] + ps["elsewhere"] <= ps["samples"]
 
 
 def _first_layer_mc(F, T, beta, n, seed):

@@ -584,6 +584,22 @@ def test_value_twin_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not agreement(config, seed=13).ok
 
 
+def test_misalignment_keeps_precision_near_alignment() -> None:
+    """``sim.alignment.misalignment`` of ``x = b + eps w`` (``w`` unit, orthogonal to the unit
+    ``b``) is ``1 - 1/sqrt(1 + eps^2)`` to 1e-6 relative at ``eps = 1e-9`` (about 5e-19; x itself
+    is rounded to about 1e-7 of its eps part), where
+    ``1 - alignment`` is all rounding."""
+    from sim.alignment import alignment, misalignment
+
+    d, eps = 7, 1e-9
+    basis = np.linalg.qr(np.random.default_rng(3).standard_normal((d, 2)))[0]
+    b, w = basis[:, :1], basis[:, 1]
+    x = (b[:, 0] + eps * w)[None, :]
+    exact = eps**2 / ((1 + eps**2) * (1 + 1 / math.sqrt(1 + eps**2)))  # s^2/(1 + c), exactly
+    assert misalignment(x, b)[0] == pytest.approx(exact, rel=1e-6, abs=0)
+    assert (1.0 - alignment(x, b)[0]) != pytest.approx(exact, rel=1e-2, abs=0)
+
+
 @pytest.mark.parametrize("config", VALUE_CONFIGS[:3])
 def test_alignment_kind_matches_reference(config: Config) -> None:
     """``kind="alignment"`` against the reference's tokens and an independent eigen-solver
@@ -611,9 +627,13 @@ def test_alignment_kind_matches_reference(config: Config) -> None:
                     align(x.mean(axis=0, keepdims=True), m)[0]]
             got = result.values[i, layer]
             np.testing.assert_allclose(got[[0, 1, 2, 4, 5]], want, rtol=1e-9, atol=1e-12)
+            # misalign_* = 1 - align_* (here by cancellation, so to absolute rounding)
+            np.testing.assert_allclose(got[[7, 8, 9, 11, 12]], 1.0 - np.asarray(want),
+                                       rtol=0, atol=1e-12)
             if config.steer_mu != 0.0:
                 u = np.asarray(config.steer_u) / np.linalg.norm(config.steer_u)
                 want_u = np.mean(np.abs(x @ u) / np.linalg.norm(x, axis=1))
                 assert got[3] == pytest.approx(want_u, rel=1e-9)
+                assert got[10] == pytest.approx(1.0 - want_u, rel=1e-6, abs=1e-12)
             else:
-                assert np.isnan(got[3])
+                assert np.isnan(got[3]) and np.isnan(got[10])
