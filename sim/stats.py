@@ -10,8 +10,9 @@ When the standard error is itself estimated from few samples, pass ``dof`` (samp
 critical value and the power quantile then come from Student's t with ``dof`` degrees of freedom.
 ``detectable`` is the smallest discrepancy the comparison rejects with probability ``POWER``
 (80%): ``(z_crit + Phi^{-1}(POWER)) * se + bias``. It is reported absolutely and relative to the
-prediction; a comparison whose relative detectable discrepancy exceeds ``RESOLUTION`` (5%) cannot
-confirm anything.
+comparison's ``scale``: ``|prediction|``, unless the comparison states another (a difference
+predicted to be 0 is a discrepancy between its terms, so its scale is their size); a comparison
+whose relative detectable discrepancy exceeds ``RESOLUTION`` (5%) cannot confirm anything.
 
 A comparison's ``role`` says how a claim uses it (``ROLES``):
 
@@ -76,14 +77,18 @@ class Comparison:
     extra: dict[str, Any] = field(default_factory=dict)
     dof: int | None = None  # degrees of freedom of se (None: known se, normal reference)
     role: str = "exact"  # one of ROLES: decides the verdict, or reported beside
+    scale: float | None = None  # what a relative discrepancy is relative to (None: |prediction|)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ValueError(f"role={self.role!r} must be one of {', '.join(ROLES)}")
+        if self.scale is not None and not (self.scale > 0 and math.isfinite(self.scale)):
+            raise ValueError(f"scale={self.scale!r} must be positive and finite (or None)")
 
     @property
     def detectable_relative(self) -> float:
-        return self.detectable / abs(self.prediction) if self.prediction else math.inf
+        scale = abs(self.prediction) if self.scale is None else self.scale
+        return self.detectable / scale if scale else math.inf
 
     @property
     def resolved(self) -> bool:
@@ -111,9 +116,11 @@ def _jsonable(v: Any) -> Any:
 def compare(prediction: float, estimate: float, se: float, *, bias: float = 0.0,
             n_tests: int = 1, family_rate: float = FAMILY_RATE,
             params: dict[str, Any] | None = None, label: str = "",
-            dof: int | None = None, role: str = "exact") -> Comparison:
+            dof: int | None = None, role: str = "exact",
+            scale: float | None = None) -> Comparison:
     """Compare ``prediction`` with ``estimate +- se`` (see the module docstring); ``role`` is
-    ``"exact"`` (decides the verdict) or ``"reference"`` (reported beside)."""
+    ``"exact"`` (decides the verdict) or ``"reference"`` (reported beside); ``scale`` is what
+    the relative detectable discrepancy refers to (default ``|prediction|``)."""
     if not (se > 0 and math.isfinite(se)):
         raise ValueError(f"se={se!r} must be positive and finite")
     if bias < 0:
@@ -124,7 +131,7 @@ def compare(prediction: float, estimate: float, se: float, *, bias: float = 0.0,
     detectable = (z_crit + float(_reference(dof).ppf(POWER))) * se + bias
     return Comparison(dict(params or {}), float(prediction), float(estimate), float(se),
                       float(bias), diff / se, z_crit, detectable, passed, label, dof=dof,
-                      role=role)
+                      role=role, scale=None if scale is None else float(scale))
 
 
 @dataclass(frozen=True)

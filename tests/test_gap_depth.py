@@ -196,3 +196,18 @@ def test_gap8_bulk_edge_compared_with_twins(results):
     assert all(c.detectable_relative < 0.05 for c in edge)
     twins = with_role(r.mutations, "reference")
     assert len(twins) == sum(c.passed for c in edge) and not any(m.passed for m in twins)
+
+
+def test_gap5_full_points_take_their_per_point_sample_counts() -> None:
+    """The ``full`` grid's ``samples_at`` override reaches its point, and every override names a
+    grid point (a typo would silently do nothing)."""
+    from sim.claims.gap_depth import DEPTH_GRIDS, OPTIONS, gap5_points, grid_samples
+
+    full = DEPTH_GRIDS["full"]
+    assert all(opt in OPTIONS and T in full["T"] for opt, T in full["samples_at"])
+    order, _ = gap5_points("full")
+    names = [opt for opt in OPTIONS for _ in full["T"]]
+    for name, p in zip(names, order, strict=True):
+        want = full["samples_at"].get((name, p.config.T), grid_samples(full, p.config.T))
+        assert p.samples == want
+    assert sum(p.samples == full["samples_at"][("none", 512)] for p in order) == 1

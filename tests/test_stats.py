@@ -70,6 +70,21 @@ def test_bias_budget_widens_and_is_reported() -> None:
     assert c.passed and c.detectable > 0.05
 
 
+def test_scale_sets_what_a_relative_discrepancy_refers_to() -> None:
+    """A difference predicted 0 has no relative discrepancy of its own (infinite); with the size
+    of its terms as ``scale`` it has one, and a bad scale is refused."""
+    zero = stats.compare(0.0, 0.0, 0.001)
+    assert zero.detectable_relative == float("inf") and not zero.resolved
+    scaled = stats.compare(0.0, 0.0, 0.001, scale=0.8)
+    assert scaled.detectable_relative == pytest.approx(scaled.detectable / 0.8)
+    assert scaled.resolved and scaled.to_dict()["scale"] == 0.8
+    assert stats.compare(2.0, 2.0, 0.001).detectable_relative == pytest.approx(
+        stats.compare(2.0, 2.0, 0.001, scale=2.0).detectable_relative)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale="):
+            stats.compare(0.0, 0.0, 0.001, scale=bad)
+
+
 def test_unresolved_comparison_is_flagged() -> None:
     assert not stats.compare(1.0, 1.0, 0.05).resolved
     assert stats.compare(1.0, 1.0, 0.001).resolved

@@ -125,9 +125,10 @@ MUTATION = 1.1
 def mutation_twins(comparisons: list[Comparison], n_tests: int,
                    factor: float = MUTATION) -> list[Comparison]:
     """The mutation twin of every passing comparison: the same test against ``factor`` times
-    its prediction (bias budget, degrees of freedom, role and family size unchanged)."""
+    its prediction (bias budget, degrees of freedom, role, scale and family size unchanged)."""
     return [compare(factor * c.prediction, c.estimate, c.se, bias=c.bias, n_tests=n_tests,
-                    params=c.params, label=f"{c.label} x {factor}", dof=c.dof, role=c.role)
+                    params=c.params, label=f"{c.label} x {factor}", dof=c.dof, role=c.role,
+                    scale=c.scale)
             for c in comparisons if c.passed]
 
 

@@ -72,6 +72,8 @@ DEPTH_GRIDS: dict[str, dict[str, Any]] = {
     "full": {"T": (20, 50, 100, 200, 512, 1024), "depth": 10, "layers": (1, 2, 3, 5, 10),
              "samples": {20: 2000000, 50: 450000, 100: 200000, 200: 80000, 512: 12000,
                          1024: 6000},
+             # GAP-5's option "none" at T = 512 projected 1.02% at 12,000: (1.02/0.9)^2 times
+             "samples_at": {("none", 512): 15500},
              "rank_T": (50, 100, 200, 512, 1024), "rank_samples": 32},
 }
 GRADIENT_GRIDS: dict[str, dict[str, Any]] = {
@@ -229,8 +231,8 @@ def _bound_violations(result: Result) -> tuple[int, int]:
 def gap5_points(profile: str) -> tuple[list[Point], list[Point]]:
     """(``order`` points for the recursion, ``forward`` points for ``sr(X X^T)``)."""
     g = DEPTH_GRIDS[check_profile(profile)]
-    order = [Point(stack_config(T, g["depth"], opt), grid_samples(g, T), SEED, "order")
-             for opt in OPTIONS for T in g["T"]]
+    order = [Point(stack_config(T, g["depth"], opt), grid_samples(g, T, point=(opt, T)), SEED,
+                   "order") for opt in OPTIONS for T in g["T"]]
     rank = [Point(stack_config(T, g["depth"], opt), g["rank_samples"], SEED, "forward")
             for opt in OPTIONS for T in g["rank_T"]]
     return order, rank
