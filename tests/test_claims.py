@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from sim import stats
-from sim.claims import ClaimResult, decide, get_claim, verify, with_role
+from sim.claims import ClaimResult, decide, get_claim, rejected_summary, verify, with_role
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,15 @@ def test_decide_rules() -> None:
     assert decide([good, bad], [twin_rejected]) == "refuted"
     assert decide([good, loose], [twin_rejected]) == "open"
     assert decide([good], [dataclasses.replace(twin_rejected, passed=True)]) == "open"
+
+
+def test_rejected_summary_names_the_worst_and_survives_a_zero_prediction() -> None:
+    ok = stats.compare(1.0, 1.0, 0.001)
+    assert rejected_summary([ok]) == "no comparison rejected"
+    text = rejected_summary([ok, stats.compare(2.0, 2.2, 0.001, label="x")])
+    assert text.startswith("1 of 2 rejected, worst x") and "(+10.0%)" in text
+    zero = rejected_summary([stats.compare(0.0, 0.3, 0.001, label="z")])
+    assert "0.3 vs 0 (+0.3)" in zero
 
 
 def test_unknown_claim_and_profile() -> None:

@@ -151,9 +151,10 @@ def rejected_summary(comparisons: list[Comparison]) -> str:
     if not bad:
         return "no comparison rejected"
     w = largest_z(bad)
+    off = (f"{100 * (w.estimate / w.prediction - 1):+.1f}%" if w.prediction else
+           f"{w.estimate - w.prediction:+.3g}")  # a prediction of 0 has no relative error
     return (f"{len(bad)} of {len(comparisons)} rejected, worst {w.label} at {w.params}: "
-            f"{w.estimate:.4g} vs {w.prediction:.4g} "
-            f"({100 * (w.estimate / w.prediction - 1):+.1f}%)")
+            f"{w.estimate:.4g} vs {w.prediction:.4g} ({off})")
 
 
 def decide(comparisons: list[Comparison], mutations: list[Comparison]) -> str:
