@@ -160,8 +160,8 @@ def _layer_rows(result: Result, case: str, observables: tuple[str, ...], **extra
 #: this (the stalled ones end near -1/(T-1))
 CONSENSUS_COSINE = 0.5
 #: ... and as in the linear regime (consensus on v_1) when also its final ``sin(x, v_1)`` is
-#: below this: at finite beta a few reach consensus elsewhere (aligned with F's top eigenvector,
-#: ``sin(x, v_1)`` stays near 1) and do not contract at all
+#: below this: at finite beta a few pass the cosine elsewhere (most with tokens at +-F's top
+#: eigenvector, split 7 to 1 by sign: cosine 0.5; ``sin(x, v_1)`` near 1) and never contract
 LINEAR_SIN = 0.1
 
 
@@ -487,8 +487,9 @@ def run_pm5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             "start further from consensus, fewer reach the linear regime within "
             f"{depth} layers ({reached}) and the effective rate over all samples rises ({eff}); "
             "the others stall on a plateau where the token mean nearly vanishes, or (a few, "
-            f"more at larger beta: {elsewhere or 'none'}) reach consensus aligned with F's top "
-            "eigenvector instead of v_1, and do not contract. The "
+            f"more at larger beta: {elsewhere or 'none'}) pass the consensus cosine but are not on "
+            "v_1 (most sit at +-F's top eigenvector, split 7 to 1 by sign: token cosine 0.5) and "
+            "do not contract. The "
             "participation ratio predicts the first layer, not the whole transient (the "
             "deeper layers see correlated tokens). Rank collapse (bulk/mean energy, shrinking "
             "by alpha/|mu_1| per layer) and the power-method direction (mean token -> v_1 at "
