@@ -200,3 +200,18 @@ def test_se_floor_is_relative_to_the_estimate() -> None:
     assert not _cmp(1.0 - 1e-4, Estimate(1.0, 0.0, 24), 10, {}, "cosine").passed
     # an estimate of exactly 0 with se 0 still gets a positive se
     assert _cmp(0.0, Estimate(0.0, 0.0, 24), 10, {}, "zero").passed
+
+
+def test_deep_points_take_per_stack_sample_counts() -> None:
+    """REM-4's ``full`` stacks take their ``samples_at`` counts; every override names a stack of
+    the grid (a typo would silently do nothing)."""
+    from sim.claims import rem
+
+    full = rem.DEEP_GRIDS["full"]
+    stacks = {(n, b, a, False) for n in full["norm"] for b in full["beta"] for a in full["alpha"]}
+    stacks |= {(n, b, 1.0, True) for n in full["norm"] for b in full["beta"]}
+    assert set(full["samples_at"]) <= stacks
+    for p in rem.deep_points("full"):
+        c = p.config
+        key = (c.norm, c.beta, c.alpha_attn, c.gap == "remove")
+        assert p.samples == full["samples_at"].get(key, full["samples"]), key
