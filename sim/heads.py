@@ -193,14 +193,14 @@ def _head_stats(x, a, v, y, alpha, first, out):
         vv += np.dot(v[i], v[i])
     out[10] = err / vv if vv > 0.0 else np.nan
     colsq = 0.0  # ||A^T 1||^2 = sum_{i, k} (A A^T)_ik
-    ipr = 0.0
+    trace = 0.0  # tr(A A^T)
     for j in range(T):
         cs = 0.0
         for i in range(T):
             cs += a[i, j]
-            ipr += a[i, j] * a[i, j]
+            trace += a[i, j] * a[i, j]
         colsq += cs * cs
-    out[11] = (colsq - ipr) / (T * (T - 1.0))
+    out[11] = (colsq - trace) / (T * (T - 1.0))
 
 
 @numba.njit(cache=True)

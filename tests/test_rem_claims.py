@@ -178,8 +178,10 @@ def test_rows_points_take_per_point_sample_counts(monkeypatch) -> None:
     got = {(p.config.T, p.config.beta): p.samples for p in rem.rows_points("quick")}
     assert got == {(16, 0.5): 100, (16, 1.0): 100, (64, 0.5): 50, (64, 1.0): 70}
     # every full-profile override names a point of the grid (a typo would silently do nothing)
-    full = rem.ROWS_GRIDS["full"]
-    assert all(T in full["T"] and b in full["beta"] for T, b in full["samples_at"])
+    for grid in (rem.ROWS_GRIDS["full"], rem.MAP_GRIDS["full"]):
+        assert all(T in grid["T"] and b in grid["beta"] for T, b in grid["samples_at"])
+    assert {(p.config.T, p.config.beta): p.samples for p in rem.map_points("full")}[
+        (16, 4.0)] == rem.MAP_GRIDS["full"]["samples_at"][(16, 4.0)]
 
 
 def test_se_floor_is_relative_to_the_estimate() -> None:

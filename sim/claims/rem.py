@@ -64,7 +64,10 @@ MAP_GRIDS: dict[str, dict[str, Any]] = {
     "book": {"T": (16, 64, 256), "beta": (0.5, 1.0, 1.5, 2.0, 3.0, 4.0),
              "samples": {16: 3000, 64: 600, 256: 150}},
     "full": {"T": (16, 64, 256, 1024), "beta": (0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0),
-             "samples": {16: 26000, 64: 9000, 256: 1400, 1024: 400}},  # 1024: 1.0% at 340
+             "samples": {16: 26000, 64: 9000, 256: 1400, 1024: 400},  # 1024: 1.0% at 340
+             # REM-3 projected 1.1% at (16, 4) with 26,000 and 1.0% at (256, 4) with 1,400 (two
+             # 8-sample probes): (detected/0.9%)^2 times
+             "samples_at": {(16, 4.0): 39000, (256, 4.0): 1800}},
 }
 DEEP_GRIDS: dict[str, dict[str, Any]] = {
     "quick": {"T": 32, "depth": 20, "beta": (0.5, 3.0), "alpha": (1.0,), "gain": True,
@@ -74,7 +77,8 @@ DEEP_GRIDS: dict[str, dict[str, Any]] = {
              "layers": (1, 2, 5, 10, 20, 50)},
     # full: a real run at 64 samples (2026-11-30) detected 9.4-19.7% at each stack's worst layer
     # (small cosines: 0.0016-0.0067 at layer 1 of several stacks); samples_at is
-    # 64 (detected/0.9%)^2 per (norm, beta, alpha, gain) stack, rounded up to 1,000
+    # 64 (detected/0.9%)^2 per (norm, beta, alpha, gain) stack, rounded up to 1,000, and for
+    # post-LN alpha = 0.5 at beta = 2, 3 the 8-sample probes' larger projection (1.0%, 1.1%)
     "full": {"T": 256, "depth": 50, "beta": (0.5, 1.0, 2.0, 3.0), "alpha": (0.5, 1.0, 2.0),
              "gain": True, "norm": ("post", "pre"), "samples": 64,
              "samples_at": {("post", 0.5, 0.5, False): 21000,
@@ -85,11 +89,11 @@ DEEP_GRIDS: dict[str, dict[str, Any]] = {
                             ("post", 1.0, 1.0, False): 13000,
                             ("post", 1.0, 1.0, True): 11000,
                             ("post", 1.0, 2.0, False): 11000,
-                            ("post", 2.0, 0.5, False): 19000,
+                            ("post", 2.0, 0.5, False): 24000,
                             ("post", 2.0, 1.0, False): 16000,
                             ("post", 2.0, 1.0, True): 12000,
                             ("post", 2.0, 2.0, False): 11000,
-                            ("post", 3.0, 0.5, False): 24000,
+                            ("post", 3.0, 0.5, False): 36000,
                             ("post", 3.0, 1.0, False): 20000,
                             ("post", 3.0, 1.0, True): 13000,
                             ("post", 3.0, 2.0, False): 11000,
@@ -163,7 +167,7 @@ def rows_points(profile: str) -> list[Point]:
 
 def map_points(profile: str) -> list[Point]:
     g = MAP_GRIDS[check_profile(profile)]
-    return [Point(map_config(T, b), grid_samples(g, T), SEED, "forward")
+    return [Point(map_config(T, b), grid_samples(g, T, point=(T, b)), SEED, "forward")
             for T in g["T"] for b in g["beta"]]
 
 
