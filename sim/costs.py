@@ -14,8 +14,8 @@ sample but of the right size (``Cost.detectable``, one ``Projection`` per compar
 summarised by its *exact* comparisons, those that decide its verdict (``Comparison.role``): the
 largest relative detectable discrepancy and how many exceed ``TARGET`` = 1%. Its *reference*
 comparisons (asymptotic laws reported beside the verdict) are counted apart. A comparison whose
-prediction is 0 has no relative discrepancy (it is infinite); its absolute detectable one is
-kept. Comparisons that the claim computes outside its sweeps run for real; direct Monte Carlo
+prediction is 0 and that states no ``scale`` (``sim.stats.Comparison``) has no relative
+discrepancy (it is infinite); its absolute detectable one is kept. Comparisons that the claim computes outside its sweeps run for real; direct Monte Carlo
 it runs through ``sim.sweep.map_samples`` is timed as simulation (``DIRECT``), as a cluster
 runs it in blocks on the workers.
 
