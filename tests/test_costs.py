@@ -56,17 +56,18 @@ def test_probe_projects_the_full_standard_error() -> None:
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning",
                             "ignore:invalid value:RuntimeWarning")  # the twin's log(0)
 def test_probe_jitter_keeps_resolved_scales(monkeypatch) -> None:
-    """PM-1 fits rates to ``sqrt(1 - a^2)`` of alignments ``a`` within 5e-13 of 1: the probes'
-    positivity jitter must not push them past 1 (a 1e-6 jitter did, and every projection of the
-    claim failed with a NaN standard error)."""
+    """PM-1 fits rates to sines from misalignments ``g = 1 - a`` down to 1e-11: the probes'
+    positivity jitter must not push any ``g`` below 0. (A 1e-6 jitter of ``a`` itself, within
+    5e-13 of 1, once pushed it past 1, and every projection failed with a NaN standard error;
+    the sines no longer come from ``a``, so the twin is a jitter of order 1.)"""
     import math
 
     import sim.costs
 
     cost = estimate("PM-1", "quick")
     assert cost.detectable and all(math.isfinite(p.relative) for p in cost.detectable)
-    monkeypatch.setattr(sim.costs, "JITTER", 1e-6)
-    assert not estimate("PM-1", "quick").detectable  # the twin: the old jitter breaks it
+    monkeypatch.setattr(sim.costs, "JITTER", 3.0)
+    assert not estimate("PM-1", "quick").detectable  # the twin: negative g break the fit
 
 
 def test_summary_is_over_exact_comparisons_and_keeps_zero_predictions() -> None:
