@@ -15,9 +15,10 @@ summarised by its *exact* comparisons, those that decide its verdict (``Comparis
 largest relative detectable discrepancy and how many exceed ``TARGET`` = 1%. Its *reference*
 comparisons (asymptotic laws reported beside the verdict) are counted apart. A comparison whose
 prediction is 0 and that states no ``scale`` (``sim.stats.Comparison``) has no relative
-discrepancy (it is infinite); its absolute detectable one is kept. Comparisons that the claim computes outside its sweeps run for real; direct Monte Carlo
-it runs through ``sim.sweep.map_samples`` is timed as simulation (``DIRECT``), as a cluster
-runs it in blocks on the workers.
+discrepancy (it is infinite); its absolute detectable one is kept. Comparisons that the claim
+computes outside its sweeps run for real; direct Monte Carlo it runs through
+``sim.sweep.map_samples`` is timed as simulation (``DIRECT``), as a cluster runs it in blocks on
+the workers.
 
 Times are the process's CPU time (``time.process_time``), so a busy machine does not inflate
 them; run it with one numba thread so that they are seconds on one core:
