@@ -26,6 +26,7 @@ from sim.claims import (
     mutation_twins,
     register,
     rejected_summary,
+    with_role,
 )
 from sim.config import Config
 from sim.markdown import markdown_table
@@ -513,7 +514,7 @@ def run_sd4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                        "mu after layer 1 from the REM-F ipr (no measured input)"))
     comparisons = finite + limit
     mutations = mutation_twins(comparisons, n_tests)
-    v = decide(finite, [m for m in mutations if m.role == "exact"])
+    v = decide(finite, with_role(mutations))
     w = largest_z(finite)
     w_limit = largest_z(limit)
     by_case = {case: [r for r in rows if r["case"] == case] for case in cases}
