@@ -13,6 +13,10 @@ Implementations (``IMPLS``):
   drawn by ``numpy.random.Generator`` in the config dtype; default BLAS threads.
 - ``torch``: ``torch_forward``, the same in PyTorch on the CPU (default threads, ``no_grad``);
   skipped silently when ``import torch`` fails.
+- ``matmuls``: ``matmul_forward``, the matmuls of the engine's forward pass alone, with the
+  engine's shapes, order and threading (numba threads over samples, one BLAS thread each) on
+  fixed operands: no draws, softmax, LayerNorm or observables. It bounds the engine from above:
+  ``engine/matmuls`` is the share of its time the engine spends in matmuls.
 - ``ceiling``: ``matmul_ceiling``, the measured rate of square ``n = 2048`` NumPy matmuls, run
   back to back for as long as one timed call of an implementation.
 
@@ -49,6 +53,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -60,7 +65,7 @@ from sim.progress import progress_bar
 #: ``(T, d, depth)`` of the benchmarked transformers.
 SIZES: tuple[tuple[int, int, int], ...] = ((64, 64, 20), (256, 256, 20), (1024, 256, 4))
 DTYPES: tuple[str, ...] = ("float64", "float32")
-IMPLS: tuple[str, ...] = ("engine", "numpy", "torch", "ceiling")
+IMPLS: tuple[str, ...] = ("engine", "numpy", "torch", "matmuls", "ceiling")
 ROW_KEYS: tuple[str, ...] = ("T", "d", "depth", "dtype", "impl", "samples_per_s", "gflops")
 
 #: Bytes of working memory one NumPy/PyTorch batch may use (sets the batch size).
@@ -320,6 +325,51 @@ def torch_forward(config: Config, samples: int, seed: int = 0) -> np.ndarray:
     return out
 
 
+# ----------------------------------------------------------------------------- matmuls alone
+
+@numba.njit(parallel=True, cache=True)
+def _forward_matmuls(x, a, wq, wk, wv, w1, w2, depth, samples):
+    """The matmuls of ``samples`` forward passes of ``depth`` layers, as ``sim.kernels.block``
+    runs them for one head (scores ``x (W_Q W_K^T) x^T`` when ``T > d``, else
+    ``(x W_Q)(x W_K)^T``; then ``A (x W_V)`` and the MLP ``(y W_1) W_2``), each product on the
+    same fixed operands (``x``: ``T x d``, ``a``: ``T x T``). Returns, per sample, the sum of
+    the last layer's scores and MLP output (so no product can be skipped)."""
+    T, d = x.shape
+    out = np.zeros(samples)
+    for i in numba.prange(samples):
+        for _ in range(depth):
+            if d < T:
+                s = np.dot(np.dot(x, np.dot(wq, wk.T)), x.T)
+            else:
+                s = np.dot(np.dot(x, wq), np.dot(x, wk).T)
+            y = np.dot(a, np.dot(x, wv))
+            m = np.dot(np.dot(y, w1), w2)
+            out[i] = s.sum() + m.sum()
+    return out
+
+
+def matmul_operands(config: Config) -> tuple[np.ndarray, ...]:
+    """``(x, A, W_Q, W_K, W_V, W_1, W_2)`` for ``matmul_forward``: fixed Gaussian operands of the
+    engine's shapes in the config dtype (``A`` row-stochastic)."""
+    _check_supported(config)
+    gen = np.random.default_rng(0)
+    T, d, f = config.T, config.d, config.hidden
+    a = gen.random((T, T))
+    a /= a.sum(axis=1, keepdims=True)
+    shapes = ((T, d), (d, d), (d, d), (d, d), (d, f), (f, d))
+    x, wq, wk, wv, w1, w2 = (gen.standard_normal(sh) / math.sqrt(sh[0]) for sh in shapes)
+    return tuple(np.ascontiguousarray(m, dtype=config.dtype) for m in (x, a, wq, wk, wv, w1, w2))
+
+
+def matmul_forward(config: Config, samples: int,
+                   operands: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+    """The forward pass's matmuls alone for ``samples`` samples (``_forward_matmuls``), with
+    the engine's threading: numba threads over samples, one BLAS thread each."""
+    ops = matmul_operands(config) if operands is None else operands
+    with threadpool_limits(1):
+        return _forward_matmuls(*ops, config.depth, samples)
+
+
 # ----------------------------------------------------------------------------- timing
 
 def _wall(run: Callable[[], object]) -> float:
@@ -377,6 +427,11 @@ def _runner(impl: str, config: Config) -> Callable[[int], object]:
         return lambda n: simulate(config, n, 0, progress=False)
     if impl == "numpy":
         return lambda n: numpy_forward(config, n, 0)
+    if impl == "matmuls":
+        import scipy.linalg.cython_lapack  # noqa: F401  (as for the engine)
+
+        ops = matmul_operands(config)
+        return lambda n: matmul_forward(config, n, ops)
     if impl == "torch":
         return lambda n: torch_forward(config, n, 0)
     raise ValueError(f"impl={impl!r} is not known; choose one of {', '.join(IMPLS)}")
@@ -470,7 +525,8 @@ def run_bench(sizes: Iterable[Sequence[int]] = SIZES, dtypes: Iterable[str] = DT
                     run = _runner(impl, config)
                     try:
                         runs[impl] = run, calibrate(
-                            run, seconds, _engine_step() if impl == "engine" else 1)
+                            run, seconds, _engine_step() if impl in ("engine", "matmuls")
+                            else 1)
                     except Exception as exc:  # noqa: BLE001 (one failure must not hide the rest)
                         _failed(impl, size, dt, exc)
                     bar.update(1)
@@ -500,7 +556,7 @@ def run_bench(sizes: Iterable[Sequence[int]] = SIZES, dtypes: Iterable[str] = DT
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """A text table of ``run_bench`` rows: rates, GFLOP/s, the fraction of the matmul ceiling
     of the dtype, and the engine's speed relative to NumPy and PyTorch (``> 1``: engine
-    faster)."""
+    faster) and to its matmuls alone (the share of the engine's time spent in matmuls)."""
     ceiling = {r["dtype"]: r["gflops"] for r in rows if r["impl"] == "ceiling"}
     lines = []
     if ceiling:
@@ -519,9 +575,10 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     rate = {(r["T"], r["d"], r["depth"], r["dtype"], r["impl"]): r["samples_per_s"]
             for r in timed}
     keys = list(dict.fromkeys(k[:4] for k in rate))
-    others = [i for i in ("numpy", "torch") if any(k[4] == i for k in rate)]
+    others = [i for i in ("numpy", "torch", "matmuls") if any(k[4] == i for k in rate)]
     if "engine" in {k[4] for k in rate} and others:
-        lines += ["", "engine speed relative to (samples/s ratio, > 1: engine faster)"]
+        lines += ["", "engine speed relative to (samples/s ratio, > 1: engine faster; "
+                  "engine/matmuls: share of the matmul-only bound)"]
         head = f"{'T':>5} {'d':>5} {'depth':>5}  {'dtype':<8} " + " ".join(
             f"{'engine/' + i:>13}" for i in others)
         lines += [head, "-" * len(head)]

@@ -268,11 +268,13 @@ def rem_phase_map(result: ClaimResult) -> Figure:
 
 
 def throughput(rows: list[dict]) -> Figure:
-    """``sigprop bench`` rows: GFLOP/s of each implementation per size and dtype, with the
-    machine's matrix-multiply ceiling as a line."""
+    """``sigprop bench`` rows: GFLOP/s of each implementation per size and dtype (with the
+    engine's matmuls alone, its upper bound), and the machine's matrix-multiply ceiling as a
+    line."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-    impls = ["engine", "numpy", "torch"]
-    colors = {"engine": "tab:blue", "numpy": "tab:orange", "torch": "tab:green"}
+    impls = ["engine", "numpy", "torch", "matmuls"]
+    colors = {"engine": "tab:blue", "numpy": "tab:orange", "torch": "tab:green",
+              "matmuls": "tab:gray"}
     for ax, dtype in zip(axes, ("float64", "float32"), strict=True):
         timed = [r for r in rows if r["dtype"] == dtype and r["impl"] != "ceiling"]
         sizes = list(dict.fromkeys((r["T"], r["d"], r["depth"]) for r in timed))
@@ -280,8 +282,8 @@ def throughput(rows: list[dict]) -> Figure:
         for k, impl in enumerate(impls):
             vals = [next((r["gflops"] for r in timed if r["impl"] == impl
                           and (r["T"], r["d"], r["depth"]) == size), np.nan) for size in sizes]
-            ax.bar(np.arange(len(sizes)) + (k - 1) * width, vals, width, label=impl,
-                   color=colors[impl])
+            ax.bar(np.arange(len(sizes)) + (k - 1.5) * width, vals, width,
+                   label="matmuls alone" if impl == "matmuls" else impl, color=colors[impl])
         for r in rows:
             if r["impl"] == "ceiling" and r["dtype"] == dtype:
                 ax.axhline(r["gflops"], color="k", ls="--", lw=0.8, label="matmul ceiling")

@@ -827,10 +827,11 @@ def _spectral(xx, total, out):
 
     ``n >= LANCZOS_MIN_N``: ``lambda_max`` by Lanczos (``linalg.top_eigenvalue``, residual bound
     ``LANCZOS_RTOL``), ``sum lambda^2 = |G|_F^2``, and the rank is the number of eigenvalues above
-    ``(1 + RANK_MARGIN) cut`` (``cut = RANK_RTOL^2 lambda_max``; an inertia count,
-    ``linalg.count_above``) when it equals the number above ``(1 - RANK_MARGIN) cut`` (no
-    eigenvalue near the cut). Otherwise (small ``n``, no convergence, an eigenvalue within the
-    margin of the cut) all three come from ``np.linalg.eigvalsh(G)``."""
+    ``(1 + RANK_MARGIN) cut`` (``cut = RANK_RTOL^2 lambda_max``) when it equals the number above
+    ``(1 - RANK_MARGIN) cut`` (no eigenvalue near the cut): certified by one Cholesky
+    factorisation for rank ``n`` and LayerNorm's ``n - 1`` (``linalg.certified_count``), else
+    two inertia counts (``linalg.count_above``). Otherwise (small ``n``, no convergence, an
+    eigenvalue within the margin of the cut) all three come from ``np.linalg.eigvalsh(G)``."""
     gram = linalg.gram(xx)
     n = gram.shape[0]
     if n >= LANCZOS_MIN_N:
@@ -838,8 +839,13 @@ def _spectral(xx, total, out):
                                                    LANCZOS_CHECK_EVERY)
         if ok and lam_max > 0.0:
             cut = RANK_RTOL * RANK_RTOL * lam_max
-            above = linalg.count_above(gram, (1.0 + RANK_MARGIN) * cut)
-            if above >= 0 and above == linalg.count_above(gram, (1.0 - RANK_MARGIN) * cut):
+            lo, hi = (1.0 - RANK_MARGIN) * cut, (1.0 + RANK_MARGIN) * cut
+            above = linalg.certified_count(gram, lo, hi, lam_max)
+            if above < 0:
+                above = linalg.count_above(gram, hi)
+                if above != linalg.count_above(gram, lo):
+                    above = -1
+            if above >= 0:
                 squares = 0.0
                 for i in range(n):
                     for j in range(n):

@@ -1,7 +1,8 @@
 """Gram-matrix and symmetric-eigenvalue helpers for ``sim.kernels.observe``: BLAS/LAPACK
 routines numba does not expose, bound from SciPy's ``cython_blas``/``cython_lapack`` (the
 OpenBLAS that numba's ``np.dot`` and ``np.linalg`` already use, so ``threadpool_limits`` covers
-them too), and a Lanczos top eigenvalue.
+them too), eigenvalue counts (an inertia count, and a one-Cholesky certificate for the common
+ranks) and a Lanczos top eigenvalue.
 
 The routines see C-ordered NumPy arrays as Fortran column-major ones, i.e. transposed: a C-ordered
 ``T x d`` array ``x`` is the Fortran ``d x T`` matrix ``x^T``. For a symmetric matrix this is
@@ -26,6 +27,7 @@ def _bind(module: str, name: str, nargs: int):
 
 
 _dsytrf = _bind("lapack", "dsytrf", 8)
+_dpotrf = _bind("lapack", "dpotrf", 5)
 _dsyrk = _bind("blas", "dsyrk", 10)
 
 _UPLO_L = ord("L")
@@ -94,6 +96,48 @@ def count_above(a, c):
                 pos += 1
             k += 2
     return pos
+
+
+@numba.njit(cache=True)
+def _positive_definite(a, c, u, rho):
+    """Whether ``a - c I + rho u u^T`` (``a`` symmetric ``n x n`` float64, ``u`` of length
+    ``n``) is positive definite: its Cholesky factorisation (LAPACK ``dpotrf``, one third of the
+    flops of ``dsytrf`` and blocked) runs to the end. Like ``count_above``, exact for the matrix
+    plus an ``E`` with ``|E|`` a small multiple of ``n eps |a|``. ``a`` is kept."""
+    n = a.shape[0]
+    f = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            f[i, j] = a[i, j] + rho * u[i] * u[j]
+        f[i, i] -= c
+    uplo = np.array([_UPLO_L], dtype=np.uint8)
+    ints = np.array([n, n, 0], dtype=np.int32)  # n, lda, info
+    _dpotrf(uplo.ctypes, ints[0:].ctypes, f.ctypes, ints[1:].ctypes, ints[2:].ctypes)
+    return ints[2] == 0
+
+
+@numba.njit(cache=True)
+def certified_count(a, lo, hi, rho):
+    """The number of eigenvalues of the symmetric ``a`` (``n x n``, float64) above ``lo`` when
+    one Cholesky factorisation certifies that it equals the number above ``hi`` (``lo < hi``),
+    else ``-1`` (then count with ``count_above``). Two cases are certified:
+
+    - rank ``n``: ``a - hi I`` is positive definite, so every eigenvalue is above ``hi``;
+    - rank ``n - 1`` along the all-ones direction ``u = 1/sqrt(n)`` (LayerNorm centres every
+      token, so ``x 1 = 0`` and ``x^T x u = 0``): the Rayleigh quotient ``u^T a u`` is below
+      ``lo / 2``, so the smallest eigenvalue is below ``lo``; and ``a + rho u u^T - hi I`` is
+      positive definite (``rho > 0``, for example ``lambda_max``), so by interlacing for a
+      rank-one update the other ``n - 1`` eigenvalues of ``a`` are above ``hi``.
+
+    Either way no eigenvalue lies in ``(lo, hi]``, the condition under which ``sim.kernels``
+    accepts an inertia count, and the count is the same as two ``count_above`` calls give
+    (up to eigenvalues within rounding, ``~ n eps |a|``, of ``lo`` or ``hi``)."""
+    n = a.shape[0]
+    u = np.full(n, 1.0 / np.sqrt(n))
+    rayleigh = np.dot(u, np.dot(a, u))
+    if rayleigh < 0.5 * lo:
+        return n - 1 if _positive_definite(a, hi, u, rho) else -1
+    return n if _positive_definite(a, hi, u, 0.0) else -1
 
 
 @numba.njit(cache=True)

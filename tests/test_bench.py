@@ -19,7 +19,7 @@ HAS_TORCH = bench.torch_available()
 
 
 def _impls() -> list[str]:
-    return ["engine", "numpy"] + (["torch"] if HAS_TORCH else [])
+    return ["engine", "numpy", "matmuls"] + (["torch"] if HAS_TORCH else [])
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -83,6 +83,29 @@ def test_format_table_without_engine_or_ceiling():
     rows = [dict(zip(bench.ROW_KEYS, (*TINY, "float64", "numpy", 10.0, 1.0), strict=True))]
     table = bench.format_table(rows)
     assert "numpy" in table and "engine/" not in table
+
+
+def _numpy_matmuls(ops, skip=""):
+    """``bench._forward_matmuls``' products for one layer in NumPy; ``skip`` drops one."""
+    x, a, wq, wk, wv, w1, w2 = (m.astype(np.float64) for m in ops)
+    s = x @ (wq @ wk.T) @ x.T if x.shape[1] < x.shape[0] else (x @ wq) @ (x @ wk).T
+    y = x @ wv if skip == "A" else a @ (x @ wv)
+    m = y @ w1 if skip == "W_2" else (y @ w1) @ w2
+    return s.sum() + m.sum()
+
+
+@pytest.mark.parametrize("T,d", [(24, 8), (8, 24)])
+def test_matmuls_alone_are_the_engines_products(T, d):
+    """Every sample of ``matmul_forward`` computes the forward pass's products (both score
+    branches); the twins, a pass without ``A`` or without ``W_2``, give another checksum."""
+    config = bench.bench_config(T, d, 3)
+    ops = bench.matmul_operands(config)
+    got = bench.matmul_forward(config, 5, ops)
+    want = _numpy_matmuls(ops)
+    assert got.shape == (5,) and np.allclose(got, want, rtol=1e-12, atol=0)
+    for skip in ("A", "W_2"):
+        assert not np.isclose(got[0], _numpy_matmuls(ops, skip), rtol=1e-3, atol=0), skip
+    assert bench.matmul_forward(config.replace(dtype="float32"), 2).dtype == np.float64
 
 
 def test_flops_convention():

@@ -159,6 +159,76 @@ def test_count_above_is_the_inertia() -> None:
     assert np.array_equal(a, kept)
 
 
+def _gram_cut(x: np.ndarray) -> tuple[np.ndarray, float, float, float, int]:
+    """``(gram, lo, hi, lambda_max, eigvalsh count above the cut)`` of tokens ``x``."""
+    x = x.astype(np.float64)
+    gram = x @ x.T if x.shape[0] <= x.shape[1] else x.T @ x
+    lam = np.linalg.eigvalsh(gram)
+    cut = K.RANK_RTOL ** 2 * lam[-1]
+    return (gram, (1 - K.RANK_MARGIN) * cut, (1 + K.RANK_MARGIN) * cut, lam[-1],
+            int(np.sum(lam > cut)))
+
+
+def test_certified_count_is_the_count_or_declines() -> None:
+    """One Cholesky factorisation certifies rank ``n`` and LayerNorm's rank ``n - 1``; every
+    other case (rank 5, collapse, an eigenvalue near the cut) is declined (``-1``) and left to
+    the two inertia counts. Never a wrong count."""
+    certified = {}
+    for name, x in cases().items():
+        gram, lo, hi, lam_max, want = _gram_cut(x)
+        got = linalg.certified_count(gram, lo, hi, lam_max)
+        assert got in (-1, want), (name, got, want)
+        if got >= 0:
+            assert linalg.count_above(gram, lo) == linalg.count_above(gram, hi) == want, name
+            certified[name] = got
+    assert certified == {"gaussian T > d": 160, "gaussian T < d": 150, "gaussian small n": 64,
+                         "layernorm-centred": 159, "float32 input": 160,
+                         "layernorm-centred, dominant direction": 159,
+                         "rank 1 + noise above the cut": 160}
+
+
+def test_certified_count_never_counts_a_nearby_eigenvalue_wrong() -> None:
+    """Spectra with one eigenvalue at ``lo`` or ``hi`` times ``1 +- 1e-3`` or ``1 +- 0.1``, with and
+    without LayerNorm's null direction: each result is ``-1`` or the eigenvalue count. The
+    twins claim a wrong count on some of these spectra: the certificate with ``hi`` 10% too low,
+    and the rank-one update without the Rayleigh-quotient test (``n - 1`` for full rank)."""
+    gen = np.random.default_rng(21)
+    n = 130
+    ones = np.full(n, 1.0 / np.sqrt(n))
+    wrong_hi = wrong_rayleigh = 0
+    for trial in range(48):
+        q, _ = np.linalg.qr(gen.standard_normal((n, n)))
+        null = trial % 2 == 0
+        if null:  # the first column along the all-ones direction, the rest orthogonal to it
+            q[:, 0] = ones
+            q, _ = np.linalg.qr(q)
+        lam = np.geomspace(1.0, 1e-4, n)[::-1].copy()
+        cut = K.RANK_RTOL ** 2
+        lo, hi = (1 - K.RANK_MARGIN) * cut, (1 + K.RANK_MARGIN) * cut
+        edge = (lo, hi)[(trial // 2) % 2]
+        lam[1] = edge * (1 + (1e-3, -1e-3, 0.1, -0.1)[(trial // 4) % 4])
+        lam[0] = 0.0 if null else 2.0 * hi
+        a = (q * lam) @ q.T
+        a = (a + a.T) / 2
+        want_lo, want_hi = int(np.sum(lam > lo)), int(np.sum(lam > hi))
+        got = linalg.certified_count(a, lo, hi, 1.0)
+        assert got in (-1, want_lo) and (got == -1 or want_lo == want_hi), (trial, got, lam[:2])
+        wrong_hi += linalg.certified_count(a, lo, 0.9 * hi, 1.0) not in (-1, want_hi)
+        wrong_rayleigh += linalg._positive_definite(a, hi, ones, 1.0) and want_lo != n - 1
+    assert wrong_hi > 0 and wrong_rayleigh > 0
+
+
+def test_observe_takes_the_cholesky_certificate_after_layernorm() -> None:
+    """A post-LN block's tokens (rank ``d - 1``): certified by one Cholesky factorisation, the
+    engine's numerical rank is the eigenvalue count (also pinned in
+    ``test_observe_matches_eigvalsh``)."""
+    x = cases()["layernorm-centred, dominant direction"]
+    gram, lo, hi, lam_max, want = _gram_cut(x)
+    assert want == x.shape[1] - 1
+    assert linalg.certified_count(gram, lo, hi, lam_max) == want
+    assert engine(x)[2] == want
+
+
 def test_top_eigenvalue_converges_or_says_not() -> None:
     x = cases()["gaussian T > d"]
     gram = x.T @ x
