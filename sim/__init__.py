@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 #: modules whose jitted functions are compiled into one another (and the config they encode)
-JIT_SOURCES = ("config.py", "fastmath.py", "linalg.py", "rng.py", "kernels.py", "heads.py")
+JIT_SOURCES = ("config.py", "fastmath.py", "linalg.py", "rng.py", "kernels.py", "heads.py",
+               "bench.py")
 
 
 def numba_cache_dir() -> Path:

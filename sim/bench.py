@@ -177,7 +177,7 @@ def numpy_observe(x: np.ndarray) -> np.ndarray:
         centred = xx - colsum[:, None, :] / T
         dev = np.einsum("btj,btj->b", centred, centred)
         ok = np.isfinite(total) & (total > 0)
-        gram = np.matmul(xx, xx.transpose(0, 2, 1)) if T <= d else np.matmul(
+        gram = np.matmul(xx, xx.transpose(0, 2, 1)) if T < d else np.matmul(
             xx.transpose(0, 2, 1), xx)
         gram[~ok] = 0.0
         lam = np.linalg.eigvalsh(gram)
@@ -277,7 +277,7 @@ def torch_observe(x: Any) -> np.ndarray:
     dev = xx - colsum[:, None, :] / T
     dev = (dev * dev).sum(dim=(1, 2))
     ok = torch.isfinite(total) & (total > 0)
-    gram = torch.bmm(xx, xx.transpose(1, 2)) if T <= d else torch.bmm(xx.transpose(1, 2), xx)
+    gram = torch.bmm(xx, xx.transpose(1, 2)) if T < d else torch.bmm(xx.transpose(1, 2), xx)
     gram[~ok] = 0.0
     lam = torch.linalg.eigvalsh(gram)
     lam_max = lam[:, -1]

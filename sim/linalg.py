@@ -38,15 +38,18 @@ _TRANS_T = ord("T")
 @numba.njit(cache=True)
 def gram(x):
     """The smaller Gram matrix of ``x`` (``T x d``, float64, C-contiguous): ``x x^T``
-    (``T x T``) if ``T <= d``, else ``x^T x`` (``d x d``); one ``dsyrk`` (half the flops of a
-    matmul, as NumPy's ``x.T @ x``), the other triangle mirrored. A new ``n x n`` array."""
+    (``T x T``) if ``T < d``, else ``x^T x`` (``d x d``; at ``T = d`` this side, where
+    LayerNorm's null vector ``1`` is known, see ``certified_count``); one ``dsyrk`` (half the
+    flops of a matmul, as NumPy's ``x.T @ x``), the other triangle mirrored. A new ``n x n``
+    array."""
     T, d = x.shape
     n = min(T, d)
+    tokens = T >= d  # x^T x
     c = np.zeros((n, n))
     uplo = np.array([_UPLO_L], dtype=np.uint8)  # Fortran lower = C upper triangle
     # Fortran sees x as A = x^T (d x T, lda = d): x^T x = A A^T ('N'), x x^T = A^T A ('T').
-    trans = np.array([_TRANS_N if T > d else _TRANS_T], dtype=np.uint8)
-    ints = np.array([n, T if T > d else d, d, n], dtype=np.int32)  # n, k, lda, ldc
+    trans = np.array([_TRANS_N if tokens else _TRANS_T], dtype=np.uint8)
+    ints = np.array([n, T if tokens else d, d, n], dtype=np.int32)  # n, k, lda, ldc
     scalars = np.array([1.0, 0.0])
     _dsyrk(uplo.ctypes, trans.ctypes, ints[0:].ctypes, ints[1:].ctypes, scalars[0:].ctypes,
            x.ctypes, ints[2:].ctypes, scalars[1:].ctypes, c.ctypes, ints[3:].ctypes)
@@ -117,27 +120,89 @@ def _positive_definite(a, c, u, rho):
 
 
 @numba.njit(cache=True)
-def certified_count(a, lo, hi, rho):
-    """The number of eigenvalues of the symmetric ``a`` (``n x n``, float64) above ``lo`` when
-    one Cholesky factorisation certifies that it equals the number above ``hi`` (``lo < hi``),
-    else ``-1`` (then count with ``count_above``). Two cases are certified:
+def certified_count(a, c, rho):
+    """The number of eigenvalues of the symmetric ``a`` (``n x n``, float64) above ``c > 0`` when
+    one Cholesky factorisation certifies it, else ``-1`` (then count with ``count_above``). Two
+    cases are certified:
 
-    - rank ``n``: ``a - hi I`` is positive definite, so every eigenvalue is above ``hi``;
+    - rank ``n``: ``a - c I`` is positive definite, so every eigenvalue is above ``c``;
     - rank ``n - 1`` along the all-ones direction ``u = 1/sqrt(n)`` (LayerNorm centres every
       token, so ``x 1 = 0`` and ``x^T x u = 0``): the Rayleigh quotient ``u^T a u`` is below
-      ``lo / 2``, so the smallest eigenvalue is below ``lo``; and ``a + rho u u^T - hi I`` is
+      ``c / 2``, so the smallest eigenvalue is below ``c``; and ``a + rho u u^T - c I`` is
       positive definite (``rho > 0``, for example ``lambda_max``), so by interlacing for a
-      rank-one update the other ``n - 1`` eigenvalues of ``a`` are above ``hi``.
+      rank-one update the other ``n - 1`` eigenvalues of ``a`` are above ``c``.
 
-    Either way no eigenvalue lies in ``(lo, hi]``, the condition under which ``sim.kernels``
-    accepts an inertia count, and the count is the same as two ``count_above`` calls give
-    (up to eigenvalues within rounding, ``~ n eps |a|``, of ``lo`` or ``hi``)."""
+    Exact, like ``count_above``, for ``a`` plus an ``E`` with ``|E|`` a small multiple of
+    ``n eps |a|``."""
     n = a.shape[0]
     u = np.full(n, 1.0 / np.sqrt(n))
     rayleigh = np.dot(u, np.dot(a, u))
-    if rayleigh < 0.5 * lo:
-        return n - 1 if _positive_definite(a, hi, u, rho) else -1
-    return n if _positive_definite(a, hi, u, 0.0) else -1
+    if rayleigh < 0.5 * c:
+        return n - 1 if _positive_definite(a, c, u, rho) else -1
+    return n if _positive_definite(a, c, u, 0.0) else -1
+
+
+@numba.njit(cache=True)
+def _count_below(alpha, beta, m, x):
+    """The number of eigenvalues below ``x`` of the symmetric tridiagonal matrix with diagonal
+    ``alpha[:m]`` and off-diagonal ``beta[:m-1]`` (Sturm sequence: the negative pivots of the
+    ``L D L^T`` factorisation of ``T - x I``)."""
+    count = 0
+    q = 1.0
+    for i in range(m):
+        q = alpha[i] - x - (beta[i - 1] * beta[i - 1] / q if i > 0 else 0.0)
+        if q == 0.0:
+            q = -1e-300  # x is an eigenvalue of the leading block: count it below (LAPACK dstebz)
+        if q < 0.0:
+            count += 1
+    return count
+
+
+@numba.njit(cache=True)
+def _top_ritz(alpha, beta, m):
+    """The largest eigenvalue ``theta`` of the ``m x m`` symmetric tridiagonal matrix with
+    diagonal ``alpha[:m]`` and off-diagonal ``beta[:m-1]`` (``beta >= 0``), and the last
+    component of its unit eigenvector: ``theta`` by bisection on Sturm counts down to adjacent
+    floats, the eigenvector by two steps of inverse iteration with ``theta' I - T``
+    (``theta' = theta + 4 eps |T|``: positive definite, so ``L D L^T`` without pivoting).
+    ``O(m)`` work per bisection step: microseconds where a dense ``eigh`` takes tens."""
+    lo = hi = alpha[0]
+    for i in range(m):
+        r = (beta[i - 1] if i > 0 else 0.0) + (beta[i] if i + 1 < m else 0.0)
+        lo = min(lo, alpha[i] - r)
+        hi = max(hi, alpha[i] + r)
+    norm = max(abs(lo), abs(hi)) + 1e-300  # |T| bound (Gershgorin)
+    # invariant: fewer than m eigenvalues below lo, all m below or at hi
+    lo -= 1e-15 * norm
+    hi += 1e-15 * norm
+    while True:
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if _count_below(alpha, beta, m, mid) < m:
+            lo = mid
+        else:
+            hi = mid
+    theta = hi
+    shift = theta + 4e-16 * norm
+    v = np.ones(m)
+    piv = np.empty(m)
+    for _ in range(2):
+        # solve (shift I - T) v' = v: forward elimination, then back substitution; a pivot
+        # rounded to 0 is replaced by eps |T| (as LAPACK's inverse iteration dstein does)
+        piv[0] = shift - alpha[0]
+        for i in range(m):
+            if i > 0:
+                c = -beta[i - 1] / piv[i - 1]
+                piv[i] = shift - alpha[i] + c * beta[i - 1]
+                v[i] -= c * v[i - 1]
+            if piv[i] == 0.0:
+                piv[i] = 2.2e-16 * norm
+        v[m - 1] /= piv[m - 1]
+        for i in range(m - 2, -1, -1):
+            v[i] = (v[i] + beta[i] * v[i + 1]) / piv[i]
+        v /= np.sqrt(np.dot(v, v))
+    return theta, v[m - 1]
 
 
 @numba.njit(cache=True)
@@ -172,15 +237,8 @@ def top_eigenvalue(g, rtol, kmax, every):
         beta[k] = b
         m = k + 1
         if m % every == 0 or m == kmax or b <= 1e-300:
-            t = np.zeros((m, m))
-            for i in range(m):
-                t[i, i] = alpha[i]
-                if i + 1 < m:
-                    t[i, i + 1] = beta[i]
-                    t[i + 1, i] = beta[i]
-            vals, vecs = np.linalg.eigh(t)
-            theta = vals[m - 1]
-            if b * abs(vecs[m - 1, m - 1]) <= rtol * abs(theta):
+            theta, last = _top_ritz(alpha, beta, m)
+            if b * abs(last) <= rtol * abs(theta):
                 return theta, m, True
         if b <= 1e-300:
             return theta, m, False

@@ -22,7 +22,7 @@ def reference(x: np.ndarray, rank_rtol: float = K.RANK_RTOL) -> tuple[float, flo
     """``(stable_rank, gram_stable_rank, numerical_rank)`` from ``np.linalg.eigvalsh`` of the
     smaller Gram matrix of ``x`` (``T x d``, float64)."""
     T, d = x.shape
-    gram = x @ x.T if T <= d else x.T @ x
+    gram = x @ x.T if T < d else x.T @ x
     lam = np.linalg.eigvalsh(gram)
     return (float(np.sum(x * x) / lam[-1]), float(np.sum(lam ** 2) / lam[-1] ** 2),
             int(np.sum(lam > rank_rtol ** 2 * lam[-1])))
@@ -59,8 +59,8 @@ def cases() -> dict[str, np.ndarray]:
     row = gen.standard_normal(160)
     near, inside = np.geomspace(1.0, 1e-3, 160), np.geomspace(1.0, 1e-3, 160)
     near[0] = inside[0] = 3.0  # a separated top: Lanczos converges within LANCZOS_MAX_STEPS
-    # singular values at (1 +- 6%) RANK_RTOL sigma_max (sigma_max = 3): Gram eigenvalues just
-    # outside the inertia count's margin; (1 +- 0.2%): inside it (eigvalsh decides)
+    # singular values at (1 +- 6%) RANK_RTOL sigma_max (sigma_max = 3), and at (1 +- 0.2%): Gram
+    # eigenvalues 0.4% from the cut, still about 20 times the rounding band n eps lambda_max
     near[-2:] = 3.0 * K.RANK_RTOL * np.array([1.06, 0.94])
     inside[-2:] = 3.0 * K.RANK_RTOL * np.array([1.002, 0.998])
     return {
@@ -75,7 +75,7 @@ def cases() -> dict[str, np.ndarray]:
         "rank 5": gen.standard_normal((400, 5)) @ gen.standard_normal((5, 160)),
         "near threshold, T > d": with_spectrum(400, 160, near, 1),
         "near threshold, T < d": with_spectrum(160, 400, near, 2),
-        "within the margin": with_spectrum(400, 160, inside, 3),
+        "very near threshold": with_spectrum(400, 160, inside, 3),
         "float32 input": noise.astype(np.float32),
     }
 
@@ -88,14 +88,6 @@ def test_observe_matches_eigvalsh(name: str) -> None:
     assert agrees(got, want), (name, got, want)
 
 
-def margin_counts(x: np.ndarray) -> tuple[int, int]:
-    """Eigenvalue counts above ``(1 +- RANK_MARGIN) cut``: equal means the inertia path."""
-    gram = x.T @ x
-    cut = K.RANK_RTOL ** 2 * np.linalg.eigvalsh(gram)[-1]
-    return (linalg.count_above(gram, (1 + K.RANK_MARGIN) * cut),
-            linalg.count_above(gram, (1 - K.RANK_MARGIN) * cut))
-
-
 def lanczos_converges(x: np.ndarray) -> bool:
     return bool(linalg.top_eigenvalue(linalg.gram(x.astype(np.float64)), K.LANCZOS_RTOL,
                                       K.LANCZOS_MAX_STEPS, K.LANCZOS_CHECK_EVERY)[2])
@@ -106,23 +98,26 @@ def test_cases_cover_both_paths() -> None:
     Lanczos path (small ``n`` always uses ``eigvalsh``)."""
     all_cases = cases()
     lanczos = {name for name, x in all_cases.items() if lanczos_converges(x)}
-    assert {"near threshold, T > d", "near threshold, T < d", "within the margin",
+    assert {"near threshold, T > d", "near threshold, T < d", "very near threshold",
             "layernorm-centred, dominant direction", "rank 1 + tiny noise",
             "collapsed, centred"} <= lanczos
     assert "gaussian T > d" not in lanczos and "layernorm-centred" not in lanczos
 
 
-def test_near_threshold_cases_take_both_paths() -> None:
-    hi, lo = margin_counts(cases()["near threshold, T > d"])
-    assert hi == lo == 159
-    hi, lo = margin_counts(cases()["within the margin"])
-    assert hi == 158 and lo == 160
+def test_near_threshold_counts_are_the_inertia_at_the_cut() -> None:
+    """Eigenvalues 12% and 0.4% either side of the cut: the inertia count at the cut (the path
+    these cases take: Lanczos converges, no certificate applies) is eigvalsh's count."""
+    for name in ("near threshold, T > d", "very near threshold"):
+        gram, cut, lam_max, want = _gram_cut(cases()[name])
+        assert want == 159
+        assert linalg.certified_count(gram, cut, lam_max) == -1
+        assert linalg.count_above(gram, cut) == want
 
 
 def test_a_wrong_rank_cut_is_caught() -> None:
     """The twin: a numerical rank with the cut at ``1.1 RANK_RTOL`` (or ``0.9``) differs from
     the engine's on the near-threshold inputs, so the exact-rank check would reject it."""
-    for name in ("near threshold, T > d", "within the margin"):
+    for name in ("near threshold, T > d", "very near threshold"):
         x = cases()[name]
         got = engine(x)
         for factor in (1.1, 0.9):
@@ -159,27 +154,26 @@ def test_count_above_is_the_inertia() -> None:
     assert np.array_equal(a, kept)
 
 
-def _gram_cut(x: np.ndarray) -> tuple[np.ndarray, float, float, float, int]:
-    """``(gram, lo, hi, lambda_max, eigvalsh count above the cut)`` of tokens ``x``."""
+def _gram_cut(x: np.ndarray) -> tuple[np.ndarray, float, float, int]:
+    """``(gram, cut, lambda_max, eigvalsh count above the cut)`` of tokens ``x``."""
     x = x.astype(np.float64)
-    gram = x @ x.T if x.shape[0] <= x.shape[1] else x.T @ x
+    gram = x @ x.T if x.shape[0] < x.shape[1] else x.T @ x
     lam = np.linalg.eigvalsh(gram)
     cut = K.RANK_RTOL ** 2 * lam[-1]
-    return (gram, (1 - K.RANK_MARGIN) * cut, (1 + K.RANK_MARGIN) * cut, lam[-1],
-            int(np.sum(lam > cut)))
+    return gram, cut, lam[-1], int(np.sum(lam > cut))
 
 
 def test_certified_count_is_the_count_or_declines() -> None:
     """One Cholesky factorisation certifies rank ``n`` and LayerNorm's rank ``n - 1``; every
     other case (rank 5, collapse, an eigenvalue near the cut) is declined (``-1``) and left to
-    the two inertia counts. Never a wrong count."""
+    the inertia count. Never a wrong count."""
     certified = {}
     for name, x in cases().items():
-        gram, lo, hi, lam_max, want = _gram_cut(x)
-        got = linalg.certified_count(gram, lo, hi, lam_max)
+        gram, cut, lam_max, want = _gram_cut(x)
+        got = linalg.certified_count(gram, cut, lam_max)
         assert got in (-1, want), (name, got, want)
         if got >= 0:
-            assert linalg.count_above(gram, lo) == linalg.count_above(gram, hi) == want, name
+            assert linalg.count_above(gram, cut) == want, name
             certified[name] = got
     assert certified == {"gaussian T > d": 160, "gaussian T < d": 150, "gaussian small n": 64,
                          "layernorm-centred": 159, "float32 input": 160,
@@ -188,34 +182,33 @@ def test_certified_count_is_the_count_or_declines() -> None:
 
 
 def test_certified_count_never_counts_a_nearby_eigenvalue_wrong() -> None:
-    """Spectra with one eigenvalue at ``lo`` or ``hi`` times ``1 +- 1e-3`` or ``1 +- 0.1``, with and
+    """Spectra with one eigenvalue at ``1 +- 1e-3`` or ``1 +- 0.1`` times the cut, with and
     without LayerNorm's null direction: each result is ``-1`` or the eigenvalue count. The
-    twins claim a wrong count on some of these spectra: the certificate with ``hi`` 10% too low,
+    twins claim a wrong count on some of these spectra: the certificate at a cut 10% too low,
     and the rank-one update without the Rayleigh-quotient test (``n - 1`` for full rank)."""
     gen = np.random.default_rng(21)
     n = 130
     ones = np.full(n, 1.0 / np.sqrt(n))
-    wrong_hi = wrong_rayleigh = 0
-    for trial in range(48):
+    wrong_cut = wrong_rayleigh = certified = 0
+    cut = K.RANK_RTOL ** 2
+    for trial in range(32):
         q, _ = np.linalg.qr(gen.standard_normal((n, n)))
         null = trial % 2 == 0
         if null:  # the first column along the all-ones direction, the rest orthogonal to it
             q[:, 0] = ones
             q, _ = np.linalg.qr(q)
         lam = np.geomspace(1.0, 1e-4, n)[::-1].copy()
-        cut = K.RANK_RTOL ** 2
-        lo, hi = (1 - K.RANK_MARGIN) * cut, (1 + K.RANK_MARGIN) * cut
-        edge = (lo, hi)[(trial // 2) % 2]
-        lam[1] = edge * (1 + (1e-3, -1e-3, 0.1, -0.1)[(trial // 4) % 4])
-        lam[0] = 0.0 if null else 2.0 * hi
+        lam[1] = cut * (1 + (1e-3, -1e-3, 0.1, -0.1)[(trial // 2) % 4])
+        lam[0] = 0.0 if null else 2.0 * cut
         a = (q * lam) @ q.T
         a = (a + a.T) / 2
-        want_lo, want_hi = int(np.sum(lam > lo)), int(np.sum(lam > hi))
-        got = linalg.certified_count(a, lo, hi, 1.0)
-        assert got in (-1, want_lo) and (got == -1 or want_lo == want_hi), (trial, got, lam[:2])
-        wrong_hi += linalg.certified_count(a, lo, 0.9 * hi, 1.0) not in (-1, want_hi)
-        wrong_rayleigh += linalg._positive_definite(a, hi, ones, 1.0) and want_lo != n - 1
-    assert wrong_hi > 0 and wrong_rayleigh > 0
+        want = int(np.sum(lam > cut))
+        got = linalg.certified_count(a, cut, 1.0)
+        assert got in (-1, want), (trial, got, lam[:2])
+        certified += got >= 0
+        wrong_cut += linalg.certified_count(a, 0.9 * cut, 1.0) not in (-1, want)
+        wrong_rayleigh += linalg._positive_definite(a, cut, ones, 1.0) and want != n - 1
+    assert certified >= 8 and wrong_cut > 0 and wrong_rayleigh > 0
 
 
 def test_observe_takes_the_cholesky_certificate_after_layernorm() -> None:
@@ -223,10 +216,43 @@ def test_observe_takes_the_cholesky_certificate_after_layernorm() -> None:
     engine's numerical rank is the eigenvalue count (also pinned in
     ``test_observe_matches_eigvalsh``)."""
     x = cases()["layernorm-centred, dominant direction"]
-    gram, lo, hi, lam_max, want = _gram_cut(x)
+    gram, cut, lam_max, want = _gram_cut(x)
     assert want == x.shape[1] - 1
-    assert linalg.certified_count(gram, lo, hi, lam_max) == want
+    assert linalg.certified_count(gram, cut, lam_max) == want
     assert engine(x)[2] == want
+
+
+def _tridiagonals(count: int, seed: int = 0):
+    """Random symmetric tridiagonal ``(alpha, beta, m)`` of sides 1 to 24 and scales 1e-3 to
+    1e3, a fifth of them with some zero off-diagonal entries (decoupled blocks)."""
+    gen = np.random.default_rng(seed)
+    for trial in range(count):
+        m = int(gen.integers(1, 25))
+        alpha = gen.standard_normal(25) * 10 ** gen.uniform(-3, 3)
+        beta = np.abs(gen.standard_normal(25)) * 10 ** gen.uniform(-6, 1)
+        if trial % 5 == 0:
+            beta[gen.random(25) < 0.3] = 0.0
+        yield alpha, beta, m
+
+
+def test_top_ritz_matches_eigh() -> None:
+    """Lanczos' tridiagonal step: the top eigenvalue within ``1e-14 |T|`` of ``eigh``'s and the
+    last eigenvector component within ``1e-10`` (where the top eigenvalue is separated). The
+    twin: the second eigenvalue (bisection converging to the wrong end) is rejected."""
+    twins = 0
+    for alpha, beta, m in _tridiagonals(600):
+        t = np.diag(alpha[:m]) + np.diag(beta[:m - 1], 1) + np.diag(beta[:m - 1], -1)
+        w, v = np.linalg.eigh(t)
+        theta, last = linalg._top_ritz(alpha, beta, m)
+        norm = np.abs(w).max()
+        assert abs(theta - w[-1]) <= 1e-14 * norm, (m, theta, w[-1])
+        gaps = [0.5 * (a + b) for a, b in zip(w[:-1], w[1:], strict=True) if b - a > 1e-9 * norm]
+        for x in [w[0] - norm, w[-1] + norm, *gaps]:
+            assert linalg._count_below(alpha, beta, m, x) == int(np.sum(w < x))
+        if m == 1 or w[-1] - w[-2] > 1e-6 * norm:
+            assert abs(abs(last) - abs(v[-1, -1])) <= 1e-10, (m, last, v[-1, -1])
+            twins += m > 1 and abs(w[-2] - w[-1]) > 1e-14 * norm
+    assert twins > 400
 
 
 def test_top_eigenvalue_converges_or_says_not() -> None:
