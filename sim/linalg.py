@@ -165,7 +165,10 @@ def _top_ritz(alpha, beta, m):
     component of its unit eigenvector: ``theta`` by bisection on Sturm counts down to adjacent
     floats, the eigenvector by two steps of inverse iteration with ``theta' I - T``
     (``theta' = theta + 4 eps |T|``: positive definite, so ``L D L^T`` without pivoting).
-    ``O(m)`` work per bisection step: microseconds where a dense ``eigh`` takes tens."""
+    ``O(m)`` work per bisection step: microseconds where a dense ``eigh`` takes tens. A
+    non-finite entry gives ``(nan, nan)`` (then Lanczos reports no convergence)."""
+    if not (np.isfinite(alpha[:m]).all() and np.isfinite(beta[:m - 1]).all()):
+        return np.nan, np.nan  # no eigenvalue to find, and nan bounds never end the bisection
     lo = hi = alpha[0]
     for i in range(m):
         r = (beta[i - 1] if i > 0 else 0.0) + (beta[i] if i + 1 < m else 0.0)

@@ -253,6 +253,8 @@ def test_top_ritz_matches_eigh() -> None:
             assert abs(abs(last) - abs(v[-1, -1])) <= 1e-10, (m, last, v[-1, -1])
             twins += m > 1 and abs(w[-2] - w[-1]) > 1e-14 * norm
     assert twins > 400
+    alpha, beta = np.array([1.0, np.nan, 2.0]), np.array([0.5, 0.5, 0.0])
+    assert np.isnan(linalg._top_ritz(alpha, beta, 3)).all()  # returns, does not loop
 
 
 def test_top_eigenvalue_converges_or_says_not() -> None:
