@@ -118,6 +118,10 @@ def test_rem4_paper_recursion_and_finite_recursion(results) -> None:
     assert rem4.verdict == expected
     rows = rem4.data["rows"]
     assert all(len(r["cosine"]) == r["depth"] + 1 == len(r["finite"]) for r in rows)
+    # twins of the resolved passing comparisons only (an unresolved one cannot reject 10%)
+    twinned = [c for c in paper + finite if c.passed and c.resolved]
+    assert [m.params for m in rem4.mutations] == [c.params for c in twinned]
+    assert f"{sum(not c.resolved for c in paper + finite)} of {n} comparisons" in rem4.notes
 
 
 @pytest.mark.slow
