@@ -419,17 +419,13 @@ def matmul_ceiling(dtype: str, n: int = 2048, seconds: float = 1.0, repeats: int
 
 
 def _runner(impl: str, config: Config) -> Callable[[int], object]:
+    # numba's BLAS and LAPACK come from scipy's OpenBLAS, which sim.montecarlo loads at import,
+    # so threadpool_limits(1) covers the engine's and matmuls' first (warm-up) calls too
     if impl == "engine":
-        # numba's LAPACK comes from scipy's OpenBLAS; load it now so that the engine's
-        # threadpool_limits(1) also covers the first (warm-up) call.
-        import scipy.linalg.cython_lapack  # noqa: F401
-
         return lambda n: simulate(config, n, 0, progress=False)
     if impl == "numpy":
         return lambda n: numpy_forward(config, n, 0)
     if impl == "matmuls":
-        import scipy.linalg.cython_lapack  # noqa: F401  (as for the engine)
-
         ops = matmul_operands(config)
         return lambda n: matmul_forward(config, n, ops)
     if impl == "torch":
