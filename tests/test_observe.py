@@ -77,6 +77,9 @@ def cases() -> dict[str, np.ndarray]:
         "near threshold, T < d": with_spectrum(160, 400, near, 2),
         "very near threshold": with_spectrum(400, 160, inside, 3),
         "float32 input": noise.astype(np.float32),
+        # Gram eigenvalues uniform on [0.01, 1]: a linear edge, slower than Marchenko-Pastur's
+        # square root; Lanczos needs 144 steps to converge here, more than LANCZOS_MAX_STEPS
+        "flat spectrum, n = 400": with_spectrum(500, 400, np.sqrt(np.linspace(1.0, 0.01, 400)), 5),
     }
 
 
@@ -94,14 +97,15 @@ def lanczos_converges(x: np.ndarray) -> bool:
 
 
 def test_cases_cover_both_paths() -> None:
-    """Flat (Marchenko-Pastur) spectra fall back to ``eigvalsh``; a separated top takes the
-    Lanczos path (small ``n`` always uses ``eigvalsh``)."""
+    """A separated top and Gaussian (Marchenko-Pastur) spectra take the Lanczos path; a linear
+    edge at ``n = 400`` exhausts ``LANCZOS_MAX_STEPS`` and falls back to ``eigvalsh`` (as small
+    ``n`` always does)."""
     all_cases = cases()
     lanczos = {name for name, x in all_cases.items() if lanczos_converges(x)}
     assert {"near threshold, T > d", "near threshold, T < d", "very near threshold",
             "layernorm-centred, dominant direction", "rank 1 + tiny noise",
-            "collapsed, centred"} <= lanczos
-    assert "gaussian T > d" not in lanczos and "layernorm-centred" not in lanczos
+            "collapsed, centred", "gaussian T > d", "layernorm-centred"} <= lanczos
+    assert "flat spectrum, n = 400" not in lanczos
 
 
 def test_near_threshold_counts_are_the_inertia_at_the_cut() -> None:
@@ -178,7 +182,7 @@ def test_certified_count_is_the_count_or_declines() -> None:
     assert certified == {"gaussian T > d": 160, "gaussian T < d": 150, "gaussian small n": 64,
                          "layernorm-centred": 159, "float32 input": 160,
                          "layernorm-centred, dominant direction": 159,
-                         "rank 1 + noise above the cut": 160}
+                         "rank 1 + noise above the cut": 160, "flat spectrum, n = 400": 400}
 
 
 def test_certified_count_never_counts_a_nearby_eigenvalue_wrong() -> None:
