@@ -6,7 +6,16 @@ import dataclasses
 import pytest
 
 from sim import stats
-from sim.claims import ClaimResult, decide, get_claim, rejected_summary, verify, with_role
+from sim.claims import (
+    ClaimResult,
+    compare_estimate,
+    decide,
+    get_claim,
+    rejected_summary,
+    verify,
+    with_role,
+)
+from sim.montecarlo import Estimate
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +72,26 @@ def test_decide_rules() -> None:
     assert decide([good, bad], [twin_rejected]) == "refuted"
     assert decide([good, loose], [twin_rejected]) == "open"
     assert decide([good], [dataclasses.replace(twin_rejected, passed=True)]) == "open"
+
+
+def test_compare_estimate_is_compare_with_the_estimates_se_and_dof() -> None:
+    """``compare_estimate`` (every claim's comparison of a Monte-Carlo mean): the same test as
+    ``stats.compare`` with se ``hypot(se, extra_se)`` floored at ``se_floor |mean|`` and 1e-300,
+    Student's t at ``n - 1`` (normal with ``dof=False``); its 10% twin is rejected."""
+    est = Estimate(1.003, 0.001, 50)
+    got = compare_estimate(1.0, est, 7, {"T": 8}, "x", bias=0.002, role="reference")
+    want = stats.compare(1.0, 1.003, 0.001, bias=0.002, n_tests=7, params={"T": 8}, label="x",
+                         dof=49, role="reference")
+    assert got == want and got.passed
+    assert not compare_estimate(1.1, est, 7, {}, "twin").passed
+    assert compare_estimate(1.0, est, 7, {}, "x", extra_se=0.002).se == 0.001 * 5 ** 0.5
+    assert compare_estimate(1.0, est, 7, {}, "x", dof=False) == stats.compare(
+        1.0, 1.003, 0.001, n_tests=7, label="x")
+    assert compare_estimate(1.0, est, 7, {}, "x").z_crit > compare_estimate(
+        1.0, est, 7, {}, "x", dof=False).z_crit  # Student's t is wider than the normal
+    # collapsed samples (se 0): the relative floor, else the 1e-300 one
+    assert compare_estimate(1.0, Estimate(1.0, 0.0, 9), 1, {}, "c", se_floor=1e-6).se == 1e-6
+    assert compare_estimate(0.0, Estimate(0.0, 0.0, 9), 1, {}, "z").se == 1e-300
 
 
 def test_rejected_summary_names_the_worst_and_survives_a_zero_prediction() -> None:

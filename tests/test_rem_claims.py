@@ -189,8 +189,12 @@ def test_rows_points_take_per_point_sample_counts(monkeypatch) -> None:
 
 
 def test_se_floor_is_relative_to_the_estimate() -> None:
-    from sim.claims.rem import SE_FLOOR, _cmp
+    from sim.claims import compare_estimate
+    from sim.claims.rem import SE_FLOOR
     from sim.montecarlo import Estimate
+
+    def _cmp(*args):  # as every REM comparison: the relative floor
+        return compare_estimate(*args, se_floor=SE_FLOOR)
 
     # E Y3 at T = 1024, beta = 0.25 is about 3.5e-6 with se 2e-9 at the book size: the floor
     # must not raise that se (an absolute 1e-6 floor made it detect 204%, not 0.4%)

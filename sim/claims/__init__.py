@@ -11,13 +11,17 @@ A claim module (one per paper) defines ``Claim`` objects and registers them with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.profiles import check_profile
 from sim.stats import ROLES, Comparison, compare
 from sim.version import VERSION
+
+if TYPE_CHECKING:
+    from sim.montecarlo import Estimate
 
 VERDICTS = ("confirmed", "qualified", "refuted", "open")
 
@@ -120,6 +124,21 @@ def verify(ids: Iterable[str] | None = None, profile: str = "book",
 
 #: a mutation twin's prediction is the claim's prediction times this
 MUTATION = 1.1
+
+
+def compare_estimate(prediction: float, est: Estimate, n_tests: int, params: dict[str, Any],
+                     label: str, *, bias: float = 0.0, role: str = "exact",
+                     extra_se: float = 0.0, se_floor: float = 0.0, dof: bool = True
+                     ) -> Comparison:
+    """``sim.stats.compare`` of ``prediction`` with a Monte-Carlo estimate ``est`` (``mean``,
+    ``se``, ``n``: ``sim.montecarlo.Estimate``). The standard error is ``hypot(est.se,
+    extra_se)`` (``extra_se``: an independent error, e.g. of a Monte-Carlo prediction), floored
+    at ``se_floor |est.mean|`` and at ``1e-300`` (samples all equal give ``se = 0``). The
+    critical value is Student's t at ``est.n - 1`` degrees of freedom (at least 1), or the
+    normal one with ``dof=False``."""
+    se = max(math.hypot(est.se, extra_se), se_floor * abs(est.mean), 1e-300)
+    return compare(float(prediction), est.mean, se, bias=bias, n_tests=n_tests, params=params,
+                   label=label, dof=max(est.n - 1, 1) if dof else None, role=role)
 
 
 def mutation_twins(comparisons: list[Comparison], n_tests: int,

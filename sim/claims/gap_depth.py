@@ -29,6 +29,7 @@ import numpy as np
 from sim.claims import (
     Claim,
     ClaimResult,
+    compare_estimate,
     decide,
     largest_z,
     mutation_twins,
@@ -149,16 +150,6 @@ def bulk_fraction_estimate(result: Result, layer: int) -> Estimate:
     return estimate_function(lambda a, t: a / t, bulk, total)
 
 
-SE_FLOOR = 1e-300
-
-
-def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: str,
-         role: str = "exact") -> Comparison:
-    return compare(float(prediction), est.mean, max(est.se, SE_FLOOR), n_tests=n_tests,
-                   params=params, label=label, dof=max(est.n - 1, 1), role=role)
-
-
-
 
 
 
@@ -203,11 +194,11 @@ def _depth_comparisons(result: Result, gap: str, layers: tuple[int, ...], n_test
     out = []
     for layer in layers:
         p = {"T": c.T, **params, "layer": layer}
-        out.append(_cmp(frac[layer], bulk_fraction_estimate(result, layer), n_tests, p,
-                        f"{label}: bulk fraction", role))
+        out.append(compare_estimate(frac[layer], bulk_fraction_estimate(result, layer), n_tests, p,
+                                    f"{label}: bulk fraction", role=role))
         if norms:
-            out.append(_cmp(energy[layer], result.estimate("norm", layer), n_tests, p,
-                            f"{label}: ||X||^2/(T d)", role))
+            out.append(compare_estimate(energy[layer], result.estimate("norm", layer), n_tests, p,
+                                        f"{label}: ||X||^2/(T d)", role=role))
     return out
 
 
@@ -364,9 +355,9 @@ def gradient_comparisons(profile: str, gap: str, executor: Any, n_tests: int
         pred = theory.jacobian_frobenius2(c.T, c.d, c.depth, b, c.sigma_v2, gap)
         for layer in range(1, c.depth + 1):
             est = res.estimate("jacobian_frobenius2", layer)
-            pointwise.append(_cmp(pred, est, n_tests, {"scaling": name, "T": c.T, "d": c.d,
-                                                       "layer": layer},
-                                  f"gap {gap}: E||J_l||^2"))
+            params = {"scaling": name, "T": c.T, "d": c.d, "layer": layer}
+            pointwise.append(compare_estimate(pred, est, n_tests, params,
+                                              f"gap {gap}: E||J_l||^2"))
             rows.append({"gap": gap, "scaling": name, "T": c.T, "d": c.d, "layer": layer,
                          "jacobian_frobenius2": est.mean, "se": est.se, "theory": pred,
                          "samples": res.samples, "seed": res.seed})
@@ -486,8 +477,8 @@ def run_gap7(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         c = p.config
         pred = theory.key_query_perp_energy_ratio(c.T, c.d_k, c.beta, c.sigma_v2)
         est = r.estimate("norm", 1)
-        kq_cmp.append(_cmp(pred, est, n_tests, {"T": c.T, "beta": c.beta},
-                           "key-query A_perp layer: ||X_1||^2/||X_0||^2"))
+        kq_cmp.append(compare_estimate(pred, est, n_tests, {"T": c.T, "beta": c.beta},
+                                       "key-query A_perp layer: ||X_1||^2/||X_0||^2"))
         kq_rows.append({"T": c.T, "beta": c.beta, "ratio": est.mean, "se": est.se,
                         "theory": pred, "samples": r.samples, "seed": r.seed})
     pointwise, slopes, fixed, grad_rows = gradient_comparisons(profile, "remove", executor,
@@ -574,8 +565,8 @@ def run_gap8(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         eig = r.per_sample("eig_real") + 1j * r.per_sample("eig_imag")
         f2 = estimate(np.sum(sing**2, axis=1))
         pred = theory.differential_frobenius2(c.T, c.markov_s, c.diff_lambda)
-        frob.append(_cmp(pred, f2, n_tests, {"T": c.T, "lambda": c.diff_lambda},
-                         "E||A_1 - lambda A_2||_F^2"))
+        frob.append(compare_estimate(pred, f2, n_tests, {"T": c.T, "lambda": c.diff_lambda},
+                                     "E||A_1 - lambda A_2||_F^2"))
         b = theory.markov_bulk(c.T, c.markov_s)
         spec_rows.append({
             "T": c.T, "diff_lambda": c.diff_lambda, "frobenius2": f2.mean, "se": f2.se,
@@ -673,9 +664,9 @@ def bulk_edge_comparisons(points: list[Point], results: list[Result], n_tests: i
         edge = r.per_sample("singular")[:, which]
         diff = estimate(edge - factor * base[c.T])
         est = Estimate(predicted + diff.mean, diff.se, diff.n)
-        comps.append(_cmp(predicted, est, n_tests, {"T": c.T, "lambda": c.diff_lambda,
-                                                    "sigma": which + 1},
-                          "bulk edge of D vs sqrt(1+lambda^2) x edge of A_1", "reference"))
+        comps.append(compare_estimate(
+            predicted, est, n_tests, {"T": c.T, "lambda": c.diff_lambda, "sigma": which + 1},
+            "bulk edge of D vs sqrt(1+lambda^2) x edge of A_1", role="reference"))
         rows.append({"T": c.T, "diff_lambda": c.diff_lambda, "skipped": False,
                      "sigma": which + 1, "edge": est.mean, "se": est.se,
                      "predicted": predicted, "ratio": est.mean / predicted * factor})

@@ -55,6 +55,7 @@ from sim.claims import (
     MUTATION,
     Claim,
     ClaimResult,
+    compare_estimate,
     decide,
     largest_z,
     mutation_twins,
@@ -153,12 +154,6 @@ def _spectra_from(d: int, offset: int, samples: int, start: int) -> np.ndarray:
     return engine_spectra(d, samples, start=offset + start)
 
 
-def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: str,
-         extra_se: float = 0.0) -> Comparison:
-    return compare(float(prediction), est.mean, math.hypot(est.se, extra_se), n_tests=n_tests,
-                   params=params, label=label, dof=max(est.n - 1, 1))
-
-
 # ----------------------------------------------------------------------------- PM-2
 
 def pm2_points(profile: str) -> list[Point]:
@@ -224,19 +219,20 @@ def pm2_analysis(result: Result, window: tuple[int, int], n_tests: int, tilt_sam
         measured = _window_mean(result, name, window)
         diff = estimate(measured - base)
         est = Estimate(float(measured.mean()), diff.se, diff.n)
-        attractor.append(_cmp(float(base.mean()), est, n_tests,
-                              {**stack, "d": c.d, "observable": name,
-                               "real fraction": float(np.mean(dims[name] == 1))},
-                              f"{c.value} F, {c.norm}, {c.attention}: deep {name} vs random"))
+        attractor.append(compare_estimate(
+            float(base.mean()), est, n_tests,
+            {**stack, "d": c.d, "observable": name,
+             "real fraction": float(np.mean(dims[name] == 1))},
+            f"{c.value} F, {c.norm}, {c.attention}: deep {name} vs random"))
         row[f"{name}_baseline"] = float(base.mean())
         row[f"{name}_real_fraction"] = float(np.mean(dims[name] == 1))
     tilt = []
     if c.norm == "l2":
         pred = theory.one_layer_tilt(c.d, c.sigma_v2, c.value, samples=tilt_samples)
         est = estimate(_window_mean(result, "align_own", window))
-        tilt.append(_cmp(pred.mean, est, n_tests, {**stack, "d": c.d, "theory se": pred.se},
-                         f"{c.value} F, {c.norm}, {c.attention}: deep align_own vs tilt",
-                         extra_se=pred.se))
+        tilt.append(compare_estimate(
+            pred.mean, est, n_tests, {**stack, "d": c.d, "theory se": pred.se},
+            f"{c.value} F, {c.norm}, {c.attention}: deep align_own vs tilt", extra_se=pred.se))
         row["tilt_theory"], row["tilt_theory_se"] = pred.mean, pred.se
         if c.value == "symmetric":
             row["tilt_large_d"] = theory.tilt_large_d_symmetric(c.d, c.sigma_v2)
@@ -370,9 +366,9 @@ def pm3_coverage(g: dict[str, Any], spectra: dict, n_tests: int, executor: Any =
         if d == g["coverage_d"][0]:  # the real density alone, where the count resolves 5%
             checks.append((n_r, big & real_ev, "real eigenvalues"))
         for pred, hits, what in checks:
-            levels.append(_cmp(pred, estimate(hits.sum(axis=1).astype(float)), n_tests,
-                               {"d": d, "sigma_v2": 1.0},
-                               f"E #{what} of I + F with |mu| > {LEVEL_MODULUS:g}"))
+            levels.append(compare_estimate(pred, estimate(hits.sum(axis=1).astype(float)), n_tests,
+                                           {"d": d, "sigma_v2": 1.0},
+                                           f"E #{what} of I + F with |mu| > {LEVEL_MODULUS:g}"))
         for sv in g["sigma_v2"]:
             real, ratio = spectrum_statistics(ev, sv)
             sep = real & (ratio <= SEPARATED)
@@ -427,14 +423,14 @@ def run_pm3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         ev = _spectra(d, g["count_samples"][d], spectra, executor)
         est = estimate(np.sum(ev.imag == 0, axis=1).astype(float))
         pred = theory.expected_real_eigenvalues(d)
-        counts.append(_cmp(pred, est, n_tests, {"d": d}, "E #real eigenvalues of F"))
+        counts.append(compare_estimate(pred, est, n_tests, {"d": d}, "E #real eigenvalues of F"))
         count_rows.append({"d": d, "real_count": est.mean, "se": est.se, "theory": pred,
                            "large_d": float(np.sqrt(2 * d / np.pi)), "samples": est.n})
     two = map_samples(engine_spectra, g["two_samples"], 2, executor=executor)
     real2, _ = spectrum_statistics(two, 1.0)
     est2 = estimate(real2.astype(float))
-    top2 = _cmp(theory.two_by_two_real_probability(), est2, n_tests, {"d": 2},
-                "P(top eigenvalue of I + F real), d = 2")
+    top2 = compare_estimate(theory.two_by_two_real_probability(), est2, n_tests, {"d": 2},
+                            "P(top eigenvalue of I + F real), d = 2")
     poisson2 = theory.poisson_top_real(2, 1.0)
     # gap-ratio scaling at sigma_v2 = 1
     gap_rows = []

@@ -27,11 +27,19 @@ from typing import Any
 
 import numpy as np
 
-from sim.claims import Claim, ClaimResult, decide, mutation_twins, register, rejected_summary
+from sim.claims import (
+    Claim,
+    ClaimResult,
+    compare_estimate,
+    decide,
+    mutation_twins,
+    register,
+    rejected_summary,
+)
 from sim.config import Config
 from sim.montecarlo import Estimate, Result, estimate
 from sim.profiles import check_profile
-from sim.stats import Comparison, compare
+from sim.stats import compare
 from sim.sweep import Point, sweep
 from theory import power_shared as theory
 
@@ -134,12 +142,6 @@ def fitted_rate(values: np.ndarray, window: int = WINDOW) -> tuple[Estimate, np.
     return Estimate(rate, rate * s.se, s.n), slopes
 
 
-def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: str,
-         role: str = "exact") -> Comparison:
-    return compare(float(prediction), est.mean, max(est.se, 1e-300), n_tests=n_tests,
-                   params=params, label=label, dof=max(est.n - 1, 1), role=role)
-
-
 
 
 def _layer_rows(result: Result, case: str, observables: tuple[str, ...], **extra: Any
@@ -183,10 +185,10 @@ def run_pm1(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     for (case, (norm, obs)), res in zip(cases.items(), results, strict=True):
         pred = theory.rates(F, 1.0, norm)
         est, _ = fitted_rate(sines(res, obs))
-        comparisons.append(_cmp(pred.token_rate, est, n_tests,
-                                {"norm": norm, "mu_1": pred.mu_1.real,
-                                 "mu_2": pred.mu_2.real},
-                                "token rate: fitted contraction of sin(x, v_1)"))
+        comparisons.append(compare_estimate(pred.token_rate, est, n_tests,
+                                            {"norm": norm, "mu_1": pred.mu_1.real,
+                                             "mu_2": pred.mu_2.real},
+                                            "token rate: fitted contraction of sin(x, v_1)"))
         rows += _layer_rows(res, case, PM1_OBSERVABLES)
         finals[case] = {o: res.estimate(o, g["depth"]).mean for o in PM1_OBSERVABLES}
     mutations = mutation_twins(comparisons, n_tests)
@@ -267,17 +269,16 @@ def run_pm4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             mu_u = 1.0 + float(u @ Fs @ u)
             pred = max(abs(mu_u), 1.0) / abs(pr.mu_1)
             label = "below mu*: contraction of cos(x, u)"
-        rates_cmp.append(_cmp(pred, est, n_tests, {"mu": m, "mu_star": mu_star}, label))
+        rates_cmp.append(compare_estimate(pred, est, n_tests, {"mu": m, "mu_star": mu_star}, label))
     bbp_cmp, bbp_rows = [], []
     for m, res in zip(g["bbp_mu"], results[len(points):], strict=True):
         mu = m * s
         pred = theory.bbp(mu, s * s)
         # tokens agree at the last layer: the token-mean alignment squared is the overlap^2
         a2 = estimate(res.per_sample("align_u", g["bbp_depth"]) ** 2)
-        bbp_cmp.append(_cmp(pred["overlap"] ** 2, a2, n_tests,
-                            {"mu/s": m, "d": g["bbp_d"], "sigma_v2": s * s},
-                            "random symmetric F: align_u^2 at the last layer vs 1 - s^2/mu^2",
-                            "reference"))  # BBP is a d -> infinity law
+        bbp_cmp.append(compare_estimate(  # BBP is a d -> infinity law
+            pred["overlap"] ** 2, a2, n_tests, {"mu/s": m, "d": g["bbp_d"], "sigma_v2": s * s},
+            "random symmetric F: align_u^2 at the last layer vs 1 - s^2/mu^2", role="reference"))
         bbp_rows.append({"mu_over_s": m, "align_u2": a2.mean, "align_u2_se": a2.se,
                          "theory": pred["overlap"] ** 2, "d": g["bbp_d"], "sigma_v2": s * s,
                          "samples": res.samples, "seed": res.seed})
@@ -426,10 +427,10 @@ def run_pm5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             if linear.sum() >= 2:
                 sub = estimate(slopes[linear])
                 rate = math.exp(sub.mean)
-                comparisons.append(_cmp(pred.token_rate, Estimate(rate, rate * sub.se, sub.n),
-                                        n_tests, {"beta": c.beta},
-                                        "softmax, linear regime: token rate vs the "
-                                        "uniform-attention rate"))
+                comparisons.append(compare_estimate(
+                    pred.token_rate, Estimate(rate, rate * sub.se, sub.n), n_tests,
+                    {"beta": c.beta},
+                    "softmax, linear regime: token rate vs the uniform-attention rate"))
     first_cmp = []
     for r in first:
         for name, label in (("q", "layer 1, norm none: q vs alpha^2 + 2 alpha tr F/(T d) + "
@@ -438,10 +439,10 @@ def run_pm5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                                           "alpha^2 + (E ipr - E overlap) tr(F^T F)/d")):
             # at beta = 0 the deviations are exactly alpha x_i: nothing random to compare
             if math.isfinite(r[f"{name}_theory"]) and not (name == "deviation" and r["beta"] == 0):
-                first_cmp.append(_cmp(r[f"{name}_theory"],
-                                      Estimate(r[name], r[f"{name}_se"], r["samples"]),
-                                      n_tests, {"beta": r["beta"], "observable": name,
-                                                "E_ipr": r["ipr_theory"]}, label))
+                first_cmp.append(compare_estimate(r[f"{name}_theory"],
+                                                  Estimate(r[name], r[f"{name}_se"], r["samples"]),
+                                                  n_tests, {"beta": r["beta"], "observable": name,
+                                                            "E_ipr": r["ipr_theory"]}, label))
     # beta-blind twins: the same layer-1 tests against uniform attention's moments (1/T)
     blind = theory.first_layer(F, T_TOKENS, 1.0 / T_TOKENS, 1.0 / T_TOKENS)
     blind_twins = [compare(blind[c.params["observable"]], c.estimate, c.se, n_tests=n_tests,

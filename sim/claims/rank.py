@@ -29,11 +29,18 @@ from typing import Any
 import numpy as np
 
 from sim import rank as measure
-from sim.claims import Claim, ClaimResult, decide, mutation_twins, register, rejected_summary
+from sim.claims import (
+    Claim,
+    ClaimResult,
+    compare_estimate,
+    decide,
+    mutation_twins,
+    register,
+    rejected_summary,
+)
 from sim.config import Config
 from sim.montecarlo import Estimate, Result, estimate
 from sim.profiles import check_profile
-from sim.stats import Comparison, compare
 from sim.sweep import Point, sweep
 from theory import rank as theory
 
@@ -64,13 +71,6 @@ GRIDS: dict[str, dict[str, Any]] = {
              "rs3_samples": 25000, "rs3_points": ((2.0, 0.0), (2.0, 0.5), (2.0, 2.0),
                                                   (2.0, 8.0)), "rs3_trace": 200},
 }
-
-
-def _cmp(prediction: float, est: Estimate, n_tests: int, params: dict, label: str,
-         bias: float = 0.0, dof: bool = True) -> Comparison:
-    return compare(float(prediction), est.mean, max(est.se, 1e-300), bias=bias,
-                   n_tests=n_tests, params=params, label=label,
-                   dof=max(est.n - 1, 1) if dof else None)
 
 
 # ----------------------------------------------------------------------------- RS-1
@@ -145,8 +145,9 @@ def run_rs1(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             ens_rows.append({**params, "which": which, "predicted": pred,
                              "frequency": est.mean, "se": est.se, "n": n})
             if 0.0 < pred < 1.0:
-                comparisons.append(_cmp(pred, est, n_tests, {**params, "rank": which},
-                                        "frequency of a LayerNorm rank drop", dof=False))
+                comparisons.append(compare_estimate(
+                    pred, est, n_tests, {**params, "rank": which},
+                    "frequency of a LayerNorm rank drop", dof=False))
             else:  # a certain or impossible event: the count must match exactly
                 identity_fail += int(np.sum(drops[which] != pred))
     generic_rows, generic_fail = [], 0
@@ -326,9 +327,9 @@ def run_rs2(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             est = Estimate(rate, rate * s.se, s.n)
             pred = theory.consensus_rate(c.sigma_v2, c.d, c.norm)
             bias = theory.consensus_rate_bias(c.sigma_v2, c.d, c.norm)
-            comparisons.append(_cmp(pred, est, n_tests, {"norm": c.norm, "d": c.d,
-                                                         "sigma_v2": c.sigma_v2},
-                                    "per-layer contraction of consensus_distance", bias))
+            comparisons.append(compare_estimate(
+                pred, est, n_tests, {"norm": c.norm, "d": c.d, "sigma_v2": c.sigma_v2},
+                "per-layer contraction of consensus_distance", bias=bias))
             fits.append({"norm": c.norm, "d": c.d, "rate": rate, "se": est.se,
                          "prediction": pred, "leading": (1 + c.sigma_v2) ** -0.5,
                          "per_sample": np.exp(slopes).tolist()})
@@ -439,8 +440,8 @@ def run_rs3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         p_dim, s_dim = theory.span_dimensions(max(k_in), cfg.d, cfg.d_ff, sb2 > 0)
         params = {"sigma_w2": sw2, "sigma_b2": sb2, "T": cfg.T, "d": cfg.d, "d_ff": cfg.d_ff,
                   "k_in": max(k_in), "s": s_dim}
-        comparisons.append(_cmp(1.0, est, n_tests, params,
-                                "out-of-span energy / its exact expectation"))
+        comparisons.append(compare_estimate(1.0, est, n_tests, params,
+                                            "out-of-span energy / its exact expectation"))
         point_rows.append({**params, "ratio": est.mean, "ratio_se": est.se,
                            "fraction": float(fractions.mean()), "samples": n, "seed": SEED,
                            "k_in_values": sorted(k_in)})

@@ -27,6 +27,7 @@ from sim.claims import (
     MUTATION,
     Claim,
     ClaimResult,
+    compare_estimate,
     decide,
     largest_z,
     mutation_twins,
@@ -211,15 +212,6 @@ def _dof(n: int) -> int:
 SE_FLOOR = 1e-6
 
 
-def _cmp(prediction: float, est, n_tests: int, params: dict, label: str,
-         bias: float = 0.0, role: str = "exact") -> Comparison:
-    """``compare`` with Student's t at ``est.n - 1`` degrees of freedom; ``se`` is floored at
-    ``SE_FLOOR |mean|`` (all samples equal, e.g. fully collapsed tokens)."""
-    return compare(float(prediction), est.mean, max(est.se, SE_FLOOR * abs(est.mean), 1e-300),
-                   bias=bias, n_tests=n_tests, params=params, label=label, dof=_dof(est.n),
-                   role=role)
-
-
 def _where_failing(comparisons: list[Comparison], keys: tuple[str, ...]) -> list[tuple]:
     return sorted({tuple(c.params[k] for k in keys) for c in comparisons if not c.passed})
 
@@ -309,8 +301,8 @@ def _rows_comparisons(rows: list[dict], quantity: str, prediction_key: str, labe
     out = []
     for r in rows:
         est = r["_est"][quantity]
-        c = _cmp(r[prediction_key], est, n_tests, {"T": r["T"], "beta": r["beta"]}, label,
-                 role=role)
+        c = compare_estimate(r[prediction_key], est, n_tests, {"T": r["T"], "beta": r["beta"]},
+                             label, role=role, se_floor=SE_FLOOR)
         if unresolved_as_reference and not c.resolved:
             c = dataclasses.replace(c, role="reference")
         out.append(c)
@@ -371,9 +363,9 @@ def run_remf(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                               "S/ln T vs finite (T, d)", n_tests)
     c_y3 = _rows_comparisons(rows, "y3", "y3_key_query", "Y3 vs finite (T, d)", n_tests,
                              unresolved_as_reference=True)
-    c_map = [_cmp(m["key_query"], m["_est"]["ratio"], n_tests,
-                            {"T": m["T"], "beta": m["beta"], "rho": m["rho"]},
-                            "p/q after one layer vs finite (T, d)")
+    c_map = [compare_estimate(m["key_query"], m["_est"]["ratio"], n_tests,
+                              {"T": m["T"], "beta": m["beta"], "rho": m["rho"]},
+                              "p/q after one layer vs finite (T, d)", se_floor=SE_FLOOR)
              for m in maps]
     comparisons = c_ipr + c_ent + c_y3 + c_map
     verdict, mutations = _finite_verdict(comparisons, n_tests)
@@ -492,8 +484,9 @@ def run_rem3(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                         dof=_dof(m["samples"]), params={"T": m["T"], "beta": m["beta"]},
                         label="p/q - Phi_S(measured ipr)", scale=abs(m["_est"]["ratio"].mean))
                 for m in maps]
-    asym = [_cmp(m["asymptotic"], m["_est"]["ratio"], n_tests, {"T": m["T"], "beta": m["beta"]},
-                 "p/q vs Phi_S(asymptotic ipr)") for m in maps]
+    asym = [compare_estimate(m["asymptotic"], m["_est"]["ratio"], n_tests,
+                             {"T": m["T"], "beta": m["beta"]}, "p/q vs Phi_S(asymptotic ipr)",
+                             se_floor=SE_FLOOR) for m in maps]
     worst_measured = max(measured, key=lambda c: abs(c.estimate))
     worst_asym = max(asym, key=lambda c: abs(c.estimate - c.prediction))
     deciding = (f"with the measured ipr, Phi_S misses p/q by up to "
@@ -576,10 +569,11 @@ def run_rem4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             params = {"norm": r["norm"], "beta": r["beta"], "variant": _label(r),
                       "layer": layer}
             est = r["_est"][layer]
-            paper.append(_cmp(r["asymptotic"][layer], est, n_tests, params,
-                                        "cosine vs recursion (asymptotic ipr)"))
-            finite.append(_cmp(r["finite"][layer], est, n_tests, params,
-                                         "cosine vs recursion (finite-T ipr)"))
+            paper.append(compare_estimate(r["asymptotic"][layer], est, n_tests, params,
+                                          "cosine vs recursion (asymptotic ipr)",
+                                          se_floor=SE_FLOOR))
+            finite.append(compare_estimate(r["finite"][layer], est, n_tests, params,
+                                           "cosine vs recursion (finite-T ipr)", se_floor=SE_FLOOR))
     # a comparison that cannot detect 5% cannot reject a 10% twin either: as for REM-F's
     # unresolved rows, only resolved comparisons get twins (the notes count the others)
     mutations = mutation_twins([c for c in paper + finite if c.resolved], n_tests)
@@ -638,8 +632,8 @@ def run_rem5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     for r in rows:
         params = {"alpha": r["alpha"], "variant": _label(r), "layer": depth}
         est = r["_est"][depth]
-        exact.append(_cmp(r["finite"][depth], est, n_tests, params,
-                                    "rho_L vs exact recursion"))
+        exact.append(compare_estimate(r["finite"][depth], est, n_tests, params,
+                                      "rho_L vs exact recursion", se_floor=SE_FLOOR))
         if r["gain"]:
             pred = rho0
         else:
@@ -647,8 +641,8 @@ def run_rem5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             u = u0 * factor**depth
             pred = u / (1 + u)
         r["paper"] = pred
-        paper.append(_cmp(pred, est, n_tests, params,
-                                    "rho_L vs Möbius (ipr -> 0)"))
+        paper.append(compare_estimate(pred, est, n_tests, params, "rho_L vs Möbius (ipr -> 0)",
+                                      se_floor=SE_FLOOR))
     mutations = mutation_twins(exact + paper, n_tests)
     worst = max(paper, key=lambda c: abs(c.estimate - c.prediction))
     deciding = (f"Möbius prediction of rho_{depth} off by up to "

@@ -21,6 +21,7 @@ import numpy as np
 from sim.claims import (
     Claim,
     ClaimResult,
+    compare_estimate,
     decide,
     largest_z,
     mutation_twins,
@@ -49,12 +50,6 @@ def single_layer(T: int, d: int, **kw: Any) -> Config:
             "alpha_attn": 1.0, "attention": "softmax", "input": "isometric"}
     base.update(kw)
     return Config(**base)
-
-
-def _cmp(pred: float, est, n_tests: int, params: dict, label: str, bias: float = 0.0,
-         role: str = "exact") -> Comparison:
-    return compare(float(pred), est.mean, max(est.se, 1e-300), bias=bias, n_tests=n_tests,
-                   params=params, label=label, role=role)
 
 
 # ----------------------------------------------------------------------------- SD-1
@@ -104,7 +99,8 @@ def run_sd1(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         est = res.estimate("output_norm", 0)
         vn = res.estimate("value_norm", 0)
         params = {"sink_value": cfg.sink_value, "sink_mass": round(p, 6)}
-        comparisons.append(_cmp(pred, est, n_tests, params, "output norm ||y_i||^2/d"))
+        comparisons.append(compare_estimate(pred, est, n_tests, params,
+                                            "output norm ||y_i||^2/d", dof=False))
         rows.append({"sink_value": cfg.sink_value, "sink_mass": p, "qk_scale": cfg.qk_scale,
                      "output_norm": est.mean, "output_norm_se": est.se, "theory": pred,
                      "value_norm": vn.mean, "samples": point.samples, "seed": point.seed})
@@ -209,8 +205,9 @@ def run_sd2(profile: str = "book", executor: Any = "serial") -> ClaimResult:
             est_m, pred_m, which = estimate(1.0 - frac), 1.0 - pred, "failing"
         else:
             est_m, pred_m, which = est, pred, "satisfying"
-        comparisons.append(_cmp(pred_m, est_m, n_tests, {"T": T, "fraction": which},
-                                f"fraction of queries {which} A_i0 >= 1 - eps"))
+        comparisons.append(compare_estimate(pred_m, est_m, n_tests, {"T": T, "fraction": which},
+                                            f"fraction of queries {which} A_i0 >= 1 - eps",
+                                            dof=False))
         t_star, dens = theory.sd2_threshold_from_fraction(est.mean, d)
         slope_t = k * math.sin(phi) * math.sqrt(1 - a * a)
         m_hat = k * a * math.cos(phi) + slope_t * t_star
@@ -489,10 +486,12 @@ def run_sd4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
                 lost = 1 - float(np.mean(res.per_sample("sink_mass", layer)))
                 bias = float(np.max((1 + mu) / mu)) * lost * 2 * math.sqrt(cfg.sigma_v2)
             params = {"case": case, "layer": layer + 1}
-            finite.append(_cmp(1.0, ratio_d, n_tests, params,
-                               "measured / finite-d mu' (measured ipr, overlap; Jensen)", bias))
-            limit.append(_cmp(1.0, ratio, n_tests, params,
-                              "measured / d -> infinity mu' (REM rows)", bias, "reference"))
+            finite.append(compare_estimate(
+                1.0, ratio_d, n_tests, params,
+                "measured / finite-d mu' (measured ipr, overlap; Jensen)", bias=bias, dof=False))
+            limit.append(compare_estimate(
+                1.0, ratio, n_tests, params, "measured / d -> infinity mu' (REM rows)", bias=bias,
+                role="reference", dof=False))
             rows.append({"case": case, "layer": layer + 1, "mu_in": float(mu.mean()),
                          "mu_out": float(up.mean()), "mu_out_se": estimate(up).se,
                          "predicted": float(pred.mean()), "ratio": ratio.mean,
@@ -509,9 +508,10 @@ def run_sd4(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     ipr_rem = row_statistics(T, SD4_BETA * math.sqrt(math.log(T))).ipr
     mu0 = math.sqrt((T - 1) / T)
     pred1 = theory.consensus_update(mu0, ipr_rem, 1 / T, T, 1.0)
-    finite.append(_cmp(pred1, dense.estimate("consensus_update", 0), n_tests,
-                       {"case": "dense", "layer": 1},
-                       "mu after layer 1 from the REM-F ipr (no measured input)"))
+    finite.append(compare_estimate(pred1, dense.estimate("consensus_update", 0), n_tests,
+                                   {"case": "dense", "layer": 1},
+                                   "mu after layer 1 from the REM-F ipr (no measured input)",
+                                   dof=False))
     comparisons = finite + limit
     mutations = mutation_twins(comparisons, n_tests)
     v = decide(finite, with_role(mutations))
@@ -581,8 +581,9 @@ def run_sd5(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     for m, res in zip(g["margin"], results, strict=True):
         pred = float(_gen().diagonal_error_of_margin(m, T))
         est = res.estimate("diagonal_error", 0)
-        comparisons.append(_cmp(pred, est, n_tests, {"margin": m},
-                                "token-wise error sum|y_i - F x_i|^2 / sum|F x_i|^2"))
+        comparisons.append(compare_estimate(
+            pred, est, n_tests, {"margin": m},
+            "token-wise error sum|y_i - F x_i|^2 / sum|F x_i|^2", dof=False))
         rows.append({"margin": m, "diagonal_error": est.mean, "diagonal_error_se": est.se,
                      "theory": pred, "diagonal_mass": res.estimate("diagonal_mass", 0).mean,
                      "samples": res.samples, "seed": res.seed})
