@@ -17,7 +17,7 @@ def _colors(n: int) -> np.ndarray:
 
 
 def gap1_outlier(result: ClaimResult) -> Figure:
-    """GAP-1: ``T (E sigma_1^2 - 1)`` against ``T``, with the second-order theory, ``b_T`` and
+    """GAP-1: ``T (E sigma_1^2 - 1)`` against ``T``, with the third-order theory, ``b_T`` and
     its limit ``r^2``."""
     rows = result.data["rows"]
     fig, ax = plt.subplots(figsize=(6, 4.2))
@@ -31,7 +31,7 @@ def gap1_outlier(result: ClaimResult) -> Figure:
         ax.plot(Ts, [r["T"] * r["finite"] for r in sub], "_", ms=14, color=color)
         ax.plot(Ts, [r["T"] * r["first_order"] for r in sub], "x", ms=5, color=color)
         ax.axhline(sub[0]["asymptotic"] * sub[0]["T"], color=color, ls="--", lw=0.8)
-    ax.plot([], [], "k_", ms=14, label=r"second order, $O(T^{-3})$")
+    ax.plot([], [], "k_", ms=14, label=r"third order, $O(T^{-4})$")
     ax.plot([], [], "kx", ms=5, label=r"$b_T$ (first order)")
     ax.plot([], [], "k--", lw=0.8, label=r"$r^2 = e^{s^2}-1$")
     ax.set(xscale="log", xlabel="T", ylabel=r"$T\,(\mathbb{E}\sigma_1^2 - 1)$",

@@ -36,7 +36,7 @@ from sim import fastmath, linalg, rng
 from sim.config import ATTENTIONS, GAPS, INPUTS, LN_EPS, NORMS, QKS, VALUES, Config
 
 # Bump when a kernel changes its numbers: it is part of every cache key.
-KERNEL_VERSION = "14"
+KERNEL_VERSION = "15"
 
 OBSERVABLES = ("cosine", "q", "p", "stable_rank", "numerical_rank", "consensus_distance",
                "entropy", "ipr", "norm", "gram_stable_rank")
@@ -930,14 +930,16 @@ def first_layer_attention(ip, fp, seed, proto):
 # ----------------------------------------------------------------------------- attention kind
 
 ATTENTION_OBSERVABLES = ("stable_rank", "stable_rank_perp", "sigma_1", "sigma_2",
-                         "sigma_1_perp", "frobenius2", "entropy", "ipr", "secular_q2")
+                         "sigma_1_perp", "frobenius2", "entropy", "ipr", "secular_q2",
+                         "secular_q3")
 
 
 @numba.njit(cache=True)
 def _attention_spectrum_stats(a, out):
     """Fill ``out`` (``ATTENTION_OBSERVABLES`` order, entropy/ipr excluded) for one attention
     matrix ``a`` (``T x T``, float64, before gap removal). ``secular_q2`` is
-    ``|A_perp c|^2/T`` with ``c = A_perp^T 1`` (GAP-1's ``Q2``, ``theory.gap_spectra``)."""
+    ``|A_perp c|^2/T`` with ``c = A_perp^T 1``, ``secular_q3`` is ``|A_perp^T A_perp c|^2/T``
+    (GAP-1's ``Q2``, ``Q3``, ``theory.gap_spectra``)."""
     T = a.shape[0]
     lam = np.linalg.eigvalsh(np.dot(a, a.T))
     b = a - 1.0 / T
@@ -946,12 +948,16 @@ def _attention_spectrum_stats(a, out):
     for i in range(T):
         col += b[i]
     q2 = 0.0
+    mc = np.zeros(T)  # A_perp^T A_perp c
     for i in range(T):
         v = 0.0
         for j in range(T):
             v += b[i, j] * col[j]
         q2 += v * v
+        for j in range(T):
+            mc[j] += v * b[i, j]
     out[8] += q2 / T
+    out[9] += np.dot(mc, mc) / T
     fro = 0.0
     fro_perp = 0.0
     for v in lam:

@@ -444,9 +444,10 @@ def test_spectra_kind_matches_reference(config: Config) -> None:
 ])
 def test_attention_kind_matches_reference(config: Config) -> None:
     """``kind="attention"`` (one head): every spectral observable and GAP-1's ``secular_q2 =
-    |A_perp c|^2/T``, ``c = A_perp^T 1``, against NumPy on the reference's layer-1 matrix; the
-    transposed twin ``|A_perp^T c|^2/T`` must differ (``c = A^T 1`` instead would not:
-    ``A_perp 1 = 0`` and ``1^T c = 0``)."""
+    |A_perp c|^2/T`` and ``secular_q3 = |A_perp^T A_perp c|^2/T``, ``c = A_perp^T 1``, against
+    NumPy on the reference's layer-1 matrix; the transposed twins ``|A_perp^T c|^2/T`` and
+    ``|A_perp A_perp^T c|^2/T`` must differ (``c = A^T 1`` instead would not: ``A_perp 1 = 0``
+    and ``1^T c = 0``)."""
     result = simulate(config, 2, seed=6, kind="attention", progress=False)
     T = config.T
     for i in range(2):
@@ -460,11 +461,14 @@ def test_attention_kind_matches_reference(config: Config) -> None:
         want = {"sigma_1": sv[0], "sigma_2": sv[1], "sigma_1_perp": svp[0],
                 "frobenius2": np.sum(a * a), "stable_rank": np.sum(a * a) / sv[0] ** 2,
                 "stable_rank_perp": np.sum(perp * perp) / svp[0] ** 2,
-                "secular_q2": np.sum((perp @ c) ** 2) / T}
+                "secular_q2": np.sum((perp @ c) ** 2) / T,
+                "secular_q3": np.sum((perp.T @ (perp @ c)) ** 2) / T}
         for name, value in want.items():
             assert result.per_sample(name, 0)[i] == pytest.approx(value, rel=1e-10), name
         twin = np.sum((perp.T @ c) ** 2) / T
         assert result.per_sample("secular_q2", 0)[i] != pytest.approx(twin, rel=1e-3)
+        twin3 = np.sum((perp @ (perp.T @ c)) ** 2) / T
+        assert result.per_sample("secular_q3", 0)[i] != pytest.approx(twin3, rel=1e-3)
 
 
 @pytest.mark.parametrize("config", [

@@ -22,7 +22,13 @@ over the eigenvalues ``mu in [0, p]`` of ``A_perp^T A_perp`` gives ``D = Q1 (Q1 
 ``0 <= R <= t3 = Q2 p/(lambda^2 (lambda - p))``; ``Q1`` lies in ``[eps (lambda - p),
 eps lambda]``, so ``|Q1 (Q1 - eps/lambda)| <= t1 = lambda eps^2 max(|lambda - p - 1/lambda|,
 lambda - 1/lambda)`` and ``|D| <= t1 + max(t2, t3 - t2)`` per sample, with ``Q2`` measured
-(``sigma1_squared_bias_bound``).
+(``sigma1_squared_bias_bound``). To third order, with ``Q3 = |A_perp^T A_perp c|^2/T``,
+``lambda - 1 = Q1 - Q1^2 + Q2 + 2 Q1^3 - 3 Q1 Q2 + Q3 + D4``, ``D4 = O(T^-4)``; ``E Q1^3``,
+``E Q1 Q2`` and ``E Q3`` pair six rows and are computed exactly by ``theory.row_pairings``
+(``sigma1_squared_excess_third``). Per sample, ``lambda - 1 = Q1/lambda + Q2/lambda^2 +
+Q3/lambda^3 + R4`` with ``0 <= R4 <= Q3 p/(lambda^3 (lambda - p))`` puts ``Q1`` in a narrow
+interval, at whose ends ``|D4|`` is largest (``sigma1_squared_third_order_bias_bound``, ``Q2``
+and ``Q3`` measured).
 
 GAP-2. Eigenvalues of ``sqrt(T) A`` without the outlier: uniform on the disc of radius ``r``,
 radial CDF ``rho^2/r^2``. Singular values without the outlier: the quarter circle on
@@ -65,19 +71,27 @@ def derive_sigma1_squared() -> sp.Expr:
     return 1 + b / T
 
 
-def derive_secular_expansion() -> sp.Expr:
-    """``lambda - 1`` to second order from the secular equation
-    ``eps = Q1/(1 + eps) + Q2/(1 + eps)^2 + ...`` (``Q1 = |c|^2/T = O(1/T)``,
-    ``Q2 = |A_perp c|^2/T = O(T^-2)``, the next term ``O(T^-3)``): ``Q1 - Q1^2 + Q2``."""
-    from theory.gap import q1_sym, q2_sym
+def secular_symbols(order: int) -> tuple[sp.Symbol, ...]:
+    """``Q_1 ... Q_order`` (``Q_k = c^T M^{k-1} c/T``; the first two are ``theory.gap``'s)."""
+    return sp.symbols(f"Q_1:{order + 1}", real=True)
 
-    e1, e2_, hh = sp.symbols("eta_1 eta_2 h")
-    eps = hh * e1 + hh**2 * e2_
-    eq = sp.series(eps - hh * q1_sym / (1 + eps) - hh**2 * q2_sym / (1 + eps) ** 2,
-                   hh, 0, 3).removeO()
-    sol1 = sp.solve(sp.expand(eq).coeff(hh, 1), e1)[0]
-    sol2 = sp.solve(sp.expand(eq).coeff(hh, 2).subs(e1, sol1), e2_)[0]
-    return sp.expand(sol1 + sol2)
+
+def derive_secular_expansion(order: int = 2) -> sp.Expr:
+    """``lambda - 1`` to ``order`` from the secular equation
+    ``eps = Q1/(1 + eps) + Q2/(1 + eps)^2 + Q3/(1 + eps)^3 + ...`` (``Q_k = O(T^-k)``), solved
+    order by order in a bookkeeping ``h`` (``Q_k -> h^k Q_k``): ``Q1 - Q1^2 + Q2`` at order 2,
+    plus ``2 Q1^3 - 3 Q1 Q2 + Q3`` at order 3."""
+    qs = secular_symbols(order)
+    etas = sp.symbols(f"eta_1:{order + 1}")
+    hh = sp.Symbol("h")
+    eps = sum(hh ** (k + 1) * etas[k] for k in range(order))
+    eq = sp.expand(sp.series(eps - sum(hh**k * qs[k - 1] / (1 + eps) ** k
+                                       for k in range(1, order + 1)),
+                             hh, 0, order + 1).removeO())
+    sol: dict[sp.Symbol, sp.Expr] = {}
+    for k in range(order):
+        sol[etas[k]] = sp.solve(eq.coeff(hh, k + 1).subs(sol), etas[k])[0]
+    return sp.expand(sum(sol.values()))
 
 
 def derive_sigma1_squared_second_order() -> sp.Expr:
@@ -247,6 +261,44 @@ def sigma1_squared_excess(T: int, markov_s: float) -> float:
     return float(_generated().sigma1_squared_second_order(m2, m4, T)) - 1.0
 
 
+def _secular_graph(powers: dict[int, int]) -> tuple[list[tuple[int, int]], int]:
+    """The dot-product graph of ``prod_k (T Q_k)^{powers[k]}`` (``T Q_k = c^T M^{k-1} c`` is
+    the path ``<u_a, u_1><u_1, u_2> ... <u_{k-1}, u_b>`` summed over its ``k + 1`` row slots)
+    and the number of factors ``Q``."""
+    edges, n, factors = [], 0, 0
+    for k, times in sorted(powers.items()):
+        for _ in range(times):
+            edges += [(n + i, n + i + 1) for i in range(k)]
+            n += k + 1
+            factors += 1
+    return edges, factors
+
+
+def secular_moment(T: int, markov_s: float, powers: dict[int, int]) -> float:
+    """Exact ``E prod_k Q_k^{powers[k]}`` (``theory.row_pairings``)."""
+    from theory.row_pairings import expect_graph
+
+    edges, factors = _secular_graph(powers)
+    return expect_graph(int(T), float(markov_s), edges) / float(T) ** factors
+
+
+def sigma1_squared_third_order_term(T: int, markov_s: float) -> float:
+    """``E[2 Q1^3 - 3 Q1 Q2 + Q3]``, the ``O(T^-3)`` term of ``E sigma_1(A)^2 - 1``, exact."""
+    qs = secular_symbols(3)
+    third = derive_secular_expansion(3) - derive_secular_expansion(2)
+    total = 0.0
+    for monomial, coeff in sp.Poly(third, *qs).terms():
+        powers = {k + 1: e for k, e in enumerate(monomial) if e}
+        total += float(coeff) * secular_moment(T, markov_s, powers)
+    return total
+
+
+def sigma1_squared_excess_third(T: int, markov_s: float) -> float:
+    """``E sigma_1(A)^2 - 1`` to ``O(T^-4)``: the second order (``sigma1_squared_excess``) plus
+    ``E[2 Q1^3 - 3 Q1 Q2 + Q3]`` (``sigma1_squared_third_order_term``), all exact moments."""
+    return sigma1_squared_excess(T, markov_s) + sigma1_squared_third_order_term(T, markov_s)
+
+
 def sigma1_squared_excess_first_order(T: int, markov_s: float) -> float:
     """``E sigma_1(A)^2 - 1 = b_T/T`` to ``O(T^-2)``."""
     return finite_radius(T, markov_s) ** 2 / T
@@ -267,6 +319,32 @@ def sigma1_squared_bias_bound(sigma_1: np.ndarray, sigma_1_perp: np.ndarray,
     with np.errstate(divide="ignore", invalid="ignore"):
         t3 = np.where(p < 1.0, q2 * p / (lam**2 * (lam - p)), np.inf)
     return t1 + np.maximum(t2, t3 - t2)
+
+
+def sigma1_squared_third_order_bias_bound(sigma_1: np.ndarray, sigma_1_perp: np.ndarray,
+                                          secular_q2: np.ndarray,
+                                          secular_q3: np.ndarray) -> np.ndarray:
+    """Per-sample bound on ``|D4|``, ``D4 = (lambda - 1) - (Q1 - Q1^2 + Q2 + 2 Q1^3 - 3 Q1 Q2 +
+    Q3)`` (module docstring, GAP-1 third order), from ``lambda = sigma_1^2``, ``p =
+    sigma_1(A_perp)^2``, ``Q2`` and ``Q3``. The secular equation gives ``Q1 = lambda (eps -
+    Q2/lambda^2 - Q3/lambda^3 - R4)`` with ``0 <= R4 <= Q3 p/(lambda^3 (lambda - p))``, and ``D4``
+    is monotone in ``Q1`` (its derivative is ``1 - 2 Q1 + 6 Q1^2 - 3 Q2 > 0`` for ``Q2 < 5/18``),
+    so ``|D4|`` is at most its larger value at the two ends. ``inf`` where ``p >= 1`` or
+    ``Q2 >= 5/18``."""
+    lam = np.asarray(sigma_1, dtype=float) ** 2
+    p = np.asarray(sigma_1_perp, dtype=float) ** 2
+    q2 = np.asarray(secular_q2, dtype=float)
+    q3 = np.asarray(secular_q3, dtype=float)
+    eps = lam - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r4 = np.where(p < 1.0, q3 * p / (lam**3 * (lam - p)), np.inf)
+    hi = lam * (eps - q2 / lam**2 - q3 / lam**3)
+    ends = []
+    for q1 in (hi, hi - lam * r4):
+        with np.errstate(invalid="ignore"):
+            ends.append(np.abs(eps - (q1 - q1**2 + q2 + 2 * q1**3 - 3 * q1 * q2 + q3)))
+    bound = np.maximum(*ends)
+    return np.where((p < 1.0) & (q2 < 5.0 / 18.0), bound, np.inf)
 
 
 def sigma1_squared_first_order_bias_bound(sigma_1: np.ndarray,
@@ -421,6 +499,12 @@ register(Prediction(
     "with exact centred-row moments",
     ("T", "markov_s"), "error O(T^-3), bounded per sample by the secular equation",
     lambda T, markov_s: sigma1_squared_excess(T, markov_s), derive_sigma1_squared_second_order()))
+register(Prediction(
+    "gap1_sigma1_squared_excess_third", "GAP-1",
+    "E sigma_1(A)^2 - 1 of random-Markov attention to third order: the second order plus "
+    "E[2 Q1^3 - 3 Q1 Q2 + Q3] by exact pairing of the centred rows",
+    ("T", "markov_s"), "error O(T^-4), bounded per sample by the secular equation",
+    lambda T, markov_s: sigma1_squared_excess_third(T, markov_s), derive_secular_expansion(3)))
 register(Prediction(
     "gap1_sigma1_squared_first_order", "GAP-1",
     "E sigma_1(A)^2 - 1 of random-Markov attention: b_T/T with b_T = E||A_perp||_F^2 exact",

@@ -604,6 +604,26 @@ def ipr_moment_exact(kk: float, T: int, score_std: float) -> float:
     return float(T * g.h * np.sum(g.moment_factor(kk) * g.power) / math.gamma(kk))
 
 
+@lru_cache(maxsize=4096)
+def row_joint_moment(T: int, score_std: float, powers: tuple[int, ...]) -> float:
+    """``E prod_j A_{t j}^{p_j}`` over distinct columns ``j = 1 .. r`` of one softmax row of ``T``
+    i.i.d. ``N(0, score_std^2)`` scores (``powers = (p_1, ..., p_r)``, ``1 <= r <= T``, each
+    ``p_j >= 1``). Laplace: ``1/S^P = int_0^inf t^{P-1} e^{-t S} dt/Gamma(P)`` (``P = sum p_j``),
+    so the moment is ``int prod_j t^{p_j} L_{p_j}(t) L_0(t)^{T-r} dt/t / Gamma(P)`` on the REM-F
+    grid (``E Y_k = T row_joint_moment(T, s, (k,))``)."""
+    T = _check_t(T)
+    r, P = len(powers), sum(powers)
+    if not 1 <= r <= T or min(powers) < 1:
+        raise ValueError(f"powers={powers!r} must be 1 to T={T} integers >= 1")
+    if score_std == 0:
+        return float(T) ** -P
+    g = _grid(T, float(score_std))
+    factor = np.exp((T - r) * g.log_l0)
+    for p in powers:
+        factor = factor * g.moment_factor(p)
+    return float(g.h * np.sum(factor) / math.gamma(P))
+
+
 def _smooth_lattice(fn: Callable[[np.ndarray], np.ndarray], start: float, n: int, h: float,
                     sd: float) -> np.ndarray:
     """``E_v[fn(start + j h + sd v)]``, ``v ~ N(0, 1)``, for ``j = 0..n-1``: exact for ``sd = 0``,
