@@ -329,22 +329,22 @@ def sigma1_squared_third_order_bias_bound(sigma_1: np.ndarray, sigma_1_perp: np.
     sigma_1(A_perp)^2``, ``Q2`` and ``Q3``. The secular equation gives ``Q1 = lambda (eps -
     Q2/lambda^2 - Q3/lambda^3 - R4)`` with ``0 <= R4 <= Q3 p/(lambda^3 (lambda - p))``, and ``D4``
     is monotone in ``Q1`` (its derivative is ``1 - 2 Q1 + 6 Q1^2 - 3 Q2 > 0`` for ``Q2 < 5/18``),
-    so ``|D4|`` is at most its larger value at the two ends. ``inf`` where ``p >= 1`` or
-    ``Q2 >= 5/18``."""
+    so ``|D4|`` is at most its larger value at the two ends (``p < lambda`` always: ``A_perp^T
+    A_perp`` is ``A^T A`` compressed to ``1^perp``). ``inf`` where ``Q2 >= 5/18``."""
     lam = np.asarray(sigma_1, dtype=float) ** 2
     p = np.asarray(sigma_1_perp, dtype=float) ** 2
     q2 = np.asarray(secular_q2, dtype=float)
     q3 = np.asarray(secular_q3, dtype=float)
     eps = lam - 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        r4 = np.where(p < 1.0, q3 * p / (lam**3 * (lam - p)), np.inf)
+        r4 = np.where(p < lam, q3 * p / (lam**3 * (lam - p)), np.inf)
     hi = lam * (eps - q2 / lam**2 - q3 / lam**3)
     ends = []
     for q1 in (hi, hi - lam * r4):
         with np.errstate(invalid="ignore"):
             ends.append(np.abs(eps - (q1 - q1**2 + q2 + 2 * q1**3 - 3 * q1 * q2 + q3)))
     bound = np.maximum(*ends)
-    return np.where((p < 1.0) & (q2 < 5.0 / 18.0), bound, np.inf)
+    return np.where((p < lam) & (q2 < 5.0 / 18.0), bound, np.inf)
 
 
 def sigma1_squared_first_order_bias_bound(sigma_1: np.ndarray,
