@@ -282,15 +282,18 @@ def secular_moment(T: int, markov_s: float, powers: dict[int, int]) -> float:
     return expect_graph(int(T), float(markov_s), edges) / float(T) ** factors
 
 
+@functools.cache
+def _third_order_monomials() -> tuple[tuple[float, tuple[tuple[int, int], ...]], ...]:
+    """``(coefficient, ((k, power of Q_k), ...))`` of ``2 Q1^3 - 3 Q1 Q2 + Q3``, derived once."""
+    third = derive_secular_expansion(3) - derive_secular_expansion(2)
+    return tuple((float(coeff), tuple((k + 1, e) for k, e in enumerate(monomial) if e))
+                 for monomial, coeff in sp.Poly(third, *secular_symbols(3)).terms())
+
+
 def sigma1_squared_third_order_term(T: int, markov_s: float) -> float:
     """``E[2 Q1^3 - 3 Q1 Q2 + Q3]``, the ``O(T^-3)`` term of ``E sigma_1(A)^2 - 1``, exact."""
-    qs = secular_symbols(3)
-    third = derive_secular_expansion(3) - derive_secular_expansion(2)
-    total = 0.0
-    for monomial, coeff in sp.Poly(third, *qs).terms():
-        powers = {k + 1: e for k, e in enumerate(monomial) if e}
-        total += float(coeff) * secular_moment(T, markov_s, powers)
-    return total
+    return sum(coeff * secular_moment(T, markov_s, dict(powers))
+               for coeff, powers in _third_order_monomials())
 
 
 def sigma1_squared_excess_third(T: int, markov_s: float) -> float:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.claims import MUTATION, Claim, ClaimResult, decide, register
+from sim.claims import MUTATION, Claim, ClaimResult, compare_estimate, decide, register
 from sim.config import Config
 from sim.esd import esd_test, scaled
 from sim.montecarlo import Result, estimate
@@ -151,17 +151,18 @@ def run_gap1(profile: str = "book", executor: Any = "serial") -> ClaimResult:
         pred2 = th.sigma1_squared_excess(T, s)
         pred1 = th.sigma1_squared_excess_first_order(T, s)
         lim = th.lognormal_radius(s) ** 2 / T
-        kw = {"n_tests": n_tests, "params": {"T": T, "markov_s": s}, "dof": point.samples - 1}
-        finite.append(compare(pred, excess.mean, excess.se, bias=bias,
-                              label="sigma_1^2 - 1 vs third order", **kw))
-        twins.append(compare(MUTATION * pred, excess.mean, excess.se, bias=bias,
-                             label="sigma_1^2 - 1 vs 1.1 x third order", **kw))
-        second.append(compare(pred2, excess.mean, excess.se, bias=bias2,
-                              label="sigma_1^2 - 1 vs second order", role="reference", **kw))
-        first.append(compare(pred1, excess.mean, excess.se, bias=bias1,
-                             label="sigma_1^2 - 1 vs b_T/T", role="reference", **kw))
-        asym.append(compare(lim, excess.mean, excess.se, bias=bias1,
-                            label="sigma_1^2 - 1 vs r^2/T", role="reference", **kw))
+        params = {"T": T, "markov_s": s}
+        finite.append(compare_estimate(pred, excess, n_tests, params,
+                                       "sigma_1^2 - 1 vs third order", bias=bias))
+        twins.append(compare_estimate(MUTATION * pred, excess, n_tests, params,
+                                      "sigma_1^2 - 1 vs 1.1 x third order", bias=bias))
+        second.append(compare_estimate(pred2, excess, n_tests, params,
+                                       "sigma_1^2 - 1 vs second order", bias=bias2,
+                                       role="reference"))
+        first.append(compare_estimate(pred1, excess, n_tests, params, "sigma_1^2 - 1 vs b_T/T",
+                                      bias=bias1, role="reference"))
+        asym.append(compare_estimate(lim, excess, n_tests, params, "sigma_1^2 - 1 vs r^2/T",
+                                     bias=bias1, role="reference"))
         rows.append({"T": T, "markov_s": s, "excess": excess.mean, "excess_se": excess.se,
                      "finite": pred, "second_order": pred2, "first_order": pred1,
                      "asymptotic": lim, "bias": bias, "bias_second_order": bias2,
