@@ -13,6 +13,7 @@ from scipy import integrate, stats
 
 from sim.claims import ClaimResult, decide, get_claim
 from sim.esd import esd_test, scaled
+from sim.stats import critical_z
 from theory import gap_spectra as th
 from theory.derive import render
 
@@ -297,6 +298,9 @@ def test_twins_rejected(results, cid: str) -> None:
 def test_gap1_identity_and_verdict(results) -> None:
     r = results["GAP-1"]
     assert r.data["identity"] < 1e-12
+    # the Bonferroni family is every comparison the claim reports
+    assert all(c.z_crit == pytest.approx(critical_z(len(r.comparisons), dof=c.dof))
+               for c in r.comparisons + r.mutations)
     finite = [c for c in r.comparisons if c.label == "sigma_1^2 - 1 vs third order"]
     assert finite and all(c.role == "exact" for c in finite)
     v = decide(finite, r.mutations)

@@ -137,7 +137,7 @@ def run_gap1(profile: str = "book", executor: Any = "serial") -> ClaimResult:
     identity = max(float(np.max(np.abs(
         res.per_sample("eig_real")[:, 0] - 1 + 1j * res.per_sample("eig_imag")[:, 0])))
         for res in spectra)
-    n_tests = 3 * len(points)
+    n_tests = 4 * len(points)  # third, second and first order, and the limit, at every point
     finite, second, first, asym, twins, rows = [], [], [], [], [], []
     for point, res in zip(points, results, strict=True):
         T, s = point.config.T, point.config.markov_s
